@@ -1,0 +1,145 @@
+package filecast
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/filecast/filecast/internal/store"
+	"github.com/filecast/filecast/internal/wire"
+)
+
+// Client publishes and receives files through one Redis server. It is safe
+// for concurrent use; Close it when done.
+type Client struct {
+	st     *store.Client
+	opt    Options
+	log    *slog.Logger
+	host   string
+	pid    string
+
+	mu        sync.Mutex
+	abandoned map[string]bool // tokens of this process's calls that returned
+}
+
+// New connects to Redis and checks that it is safe to use: a server whose
+// maxmemory-policy may evict keys is refused (ErrEviction) unless
+// Options.AllowEviction is set. Errors wrap ErrUsage, ErrUnavailable,
+// ErrAuth or ErrEviction.
+func New(ctx context.Context, opt Options) (*Client, error) {
+	opt = opt.withDefaults()
+	if err := opt.validate(); err != nil {
+		return nil, err
+	}
+	st, err := store.Dial(ctx, store.Config{URL: opt.URL, RetryFor: opt.RetryFor, CAFile: opt.CAFile})
+	if err != nil {
+		return nil, err
+	}
+	if !opt.AllowEviction {
+		policy, err := st.EvictionPolicy(ctx)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		if strings.HasPrefix(policy, "allkeys-") {
+			st.Close()
+			return nil, fmt.Errorf("%w: %s has maxmemory-policy %s, which can silently drop file data; set it to noeviction (CONFIG SET maxmemory-policy noeviction) or pass --allow-eviction",
+				ErrEviction, st.Addr(), policy)
+		}
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return &Client{st: st, opt: opt, log: opt.Logger, host: host,
+		pid: strconv.Itoa(os.Getpid()), abandoned: make(map[string]bool)}, nil
+}
+
+// Close releases the connections. It does not wait for calls in progress;
+// cancel their contexts first.
+func (c *Client) Close() error {
+	c.st.Close()
+	return nil
+}
+
+// channel validates a channel name and returns its handle.
+func (c *Client) channel(name string) (store.Channel, error) {
+	if err := wire.CheckChannel("channel", name); err != nil {
+		return store.Channel{}, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return c.st.Channel(c.opt.Prefix, name), nil
+}
+
+// Join makes group a receiver of channel: from now on it gets every file
+// sent to the channel, even while none of its members runs. Receive joins
+// by itself; Join lets a set-up script create groups before any sender runs.
+func (c *Client) Join(ctx context.Context, channel, group string) error {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return err
+	}
+	if err := wire.CheckChannel("group", group); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if err := ch.Register(ctx); err != nil {
+		return err
+	}
+	return ch.Join(ctx, group)
+}
+
+// SetBudget sets the most bytes of file data channel may hold in Redis.
+func (c *Client) SetBudget(ctx context.Context, channel string, maxBytes int64) error {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return err
+	}
+	if maxBytes < int64(c.opt.ChunkSize) {
+		return fmt.Errorf("%w: budget %d bytes is smaller than one chunk (%d bytes)", ErrUsage, maxBytes, c.opt.ChunkSize)
+	}
+	return ch.SetBudget(ctx, maxBytes)
+}
+
+// token returns a new identity "host/pid/random" for one sender or member.
+func (c *Client) token() string { return c.host + "/" + c.pid + "/" + newID()[:8] }
+
+// abandon records that the call holding token has returned, so a later call
+// in this process may take over what it left unfinished.
+func (c *Client) abandon(token string) {
+	c.mu.Lock()
+	c.abandoned[token] = true
+	c.mu.Unlock()
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// deadOnThisHost reports whether holder ("host/pid…") names a process on
+// this host that no longer exists, so its lease can be taken at once.
+func (c *Client) deadOnThisHost(holder string) bool {
+	host, rest, ok := strings.Cut(holder, "/")
+	if !ok || host != c.host {
+		return false
+	}
+	pidStr, _, _ := strings.Cut(rest, "/")
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.abandoned[holder]
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}

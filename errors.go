@@ -1,0 +1,73 @@
+package filecast
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/filecast/filecast/internal/store"
+	"github.com/filecast/filecast/internal/wire"
+)
+
+// Errors callers act on. Every error a Client returns wraps at most one of
+// them (found with errors.Is), except context errors, returned unchanged.
+var (
+	// ErrCorrupt: data read from Redis failed its digest or length check,
+	// or a record was malformed. The file is never presented as complete.
+	ErrCorrupt = errors.New("integrity check failed")
+	// ErrGone: the file's data is no longer in Redis (released, or the
+	// server lost its data).
+	ErrGone = store.ErrGone
+	// ErrAborted: the sender gave up the upload (filecast clean, or its
+	// source changed before it could resume).
+	ErrAborted = errors.New("upload aborted")
+	// ErrLost: a work-sharing member's claim on a file expired and another
+	// member took the file over; this member must not deliver it.
+	ErrLost = errors.New("file taken over by another member")
+	// ErrBusy: another live process holds the same upload or member name.
+	ErrBusy = errors.New("in use by another process")
+	// ErrNoGroups: no receiver group has joined the channel, so a file sent
+	// now would reach nobody.
+	ErrNoGroups = errors.New("no receiver group has joined the channel")
+	// ErrEviction: the server may evict keys (maxmemory-policy allkeys-*).
+	ErrEviction = errors.New("redis may evict data")
+	// ErrUnavailable: Redis could not be reached, or stopped answering for
+	// longer than Options.RetryFor.
+	ErrUnavailable = store.ErrUnavailable
+	// ErrAuth: Redis refused the credentials or the ACL user lacks a permission.
+	ErrAuth = store.ErrAuth
+	// ErrFull: Redis is at maxmemory with noeviction and refused a write.
+	ErrFull = store.ErrFull
+	// ErrUsage: an argument or option is invalid.
+	ErrUsage = errors.New("invalid usage")
+	// ErrFailed: a handler kept failing on a file and it was given up.
+	ErrFailed = errors.New("file failed")
+)
+
+// Error describes a failure on one file.
+type Error struct {
+	Op      string // what was being done: "send", "receive", "read chunk 7", …
+	Channel string
+	Name    string // the file's name, if known
+	ID      string // the file's id, if known
+	Err     error
+}
+
+func (e *Error) Error() string {
+	s := e.Op
+	if e.Name != "" {
+		s += " " + e.Name
+	} else if e.ID != "" {
+		s += " file " + e.ID
+	}
+	return s + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// corrupt wraps a wire decoding error as ErrCorrupt.
+func corrupt(err error) error {
+	if errors.Is(err, wire.ErrMalformed) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
+}

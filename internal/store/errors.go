@@ -1,0 +1,59 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/redis/rueidis"
+)
+
+// Errors callers act on. Each is wrapped with the failing operation.
+var (
+	ErrUnavailable = errors.New("redis unavailable")
+	ErrAuth        = errors.New("redis refused the credentials")
+	ErrFull        = errors.New("redis is out of memory")
+	ErrNoGroup     = errors.New("group does not exist")
+)
+
+// classify maps a client error to a sentinel and says whether retrying the
+// same idempotent operation may succeed.
+func classify(err error) (error, bool) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err, false
+	}
+	if rerr, ok := rueidis.IsRedisErr(err); ok {
+		msg := rerr.Error()
+		switch {
+		case rerr.IsNil():
+			return err, false
+		case strings.HasPrefix(msg, "OOM"):
+			return wrap(ErrFull, err), false
+		case strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOPERM"):
+			return wrap(ErrAuth, err), false
+		case strings.HasPrefix(msg, "NOGROUP"):
+			return wrap(ErrNoGroup, err), false
+		case rerr.IsLoading(), rerr.IsTryAgain(), rerr.IsClusterDown(),
+			strings.HasPrefix(msg, "BUSY"), strings.HasPrefix(msg, "MASTERDOWN"):
+			return err, true
+		}
+		return err, false
+	}
+	var ne net.Error
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENOENT) || errors.Is(err, rueidis.ErrClosing) ||
+		errors.Is(err, rueidis.ErrDoCacheAborted) {
+		return wrap(ErrUnavailable, err), true
+	}
+	return err, false
+}
+
+type wrapped struct{ kind, err error }
+
+func wrap(kind, err error) error        { return &wrapped{kind, err} }
+func (w *wrapped) Error() string         { return w.err.Error() }
+func (w *wrapped) Unwrap() []error       { return []error{w.kind, w.err} }

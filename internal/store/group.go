@@ -1,0 +1,291 @@
+package store
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Announce is one entry of the files stream as delivered to a group member.
+type Announce struct {
+	Entry string // stream entry id
+	ID    string // file id; empty if the entry was deleted
+}
+
+// Join creates group on the channel (idempotent). The group receives every
+// file announced from now on.
+func (ch Channel) Join(ctx context.Context, group string) error {
+	_, err := ch.lua(ctx, "join group", luaJoin, group, now())
+	return err
+}
+
+// Drop removes group; files it held back are released. It returns how many.
+func (ch Channel) Drop(ctx context.Context, group string) (int64, error) {
+	m, err := ch.lua(ctx, "drop group", luaDrop, group)
+	if err != nil {
+		return 0, err
+	}
+	return m.AsInt64()
+}
+
+// ClaimMember takes the lease on member name for token. If a live process
+// holds it, it returns that holder's token and ok=false.
+func (ch Channel) ClaimMember(ctx context.Context, group, member, token string, ttl time.Duration, force bool) (holder string, ok bool, err error) {
+	f := "0"
+	if force {
+		f = "1"
+	}
+	r, err := ch.luaString(ctx, "claim member", luaMember, group, member, token, strconv.FormatInt(ttl.Milliseconds(), 10), f)
+	if err != nil {
+		return "", false, err
+	}
+	return r, r == "ok", nil
+}
+
+// ReleaseMember gives the member lease up.
+func (ch Channel) ReleaseMember(ctx context.Context, group, member string) error {
+	return ch.c.rc.Do(ctx, ch.b().Del().Key(ch.k.Member(group, member)).Build()).Error()
+}
+
+func announces(xs []rueidis.XRangeEntry) []Announce {
+	out := make([]Announce, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, Announce{Entry: x.ID, ID: x.FieldValues["f"]})
+	}
+	return out
+}
+
+// ReadGroup delivers up to count announcements to member. With pending it
+// returns the member's own unacknowledged entries (after a restart) and
+// does not block; otherwise it returns new entries, blocking up to block.
+func (ch Channel) ReadGroup(ctx context.Context, group, member string, count int64, block time.Duration, pending bool) ([]Announce, error) {
+	id := ">"
+	if pending {
+		id = "0"
+	}
+	var out []Announce
+	err := ch.c.retry(ctx, "read files stream", func(ctx context.Context) error {
+		cmd := ch.b().Xreadgroup().Group(group, member).Count(count)
+		var c rueidis.Completed
+		if pending {
+			c = cmd.Streams().Key(ch.k.Files()).Id(id).Build()
+		} else {
+			c = cmd.Block(block.Milliseconds()).Streams().Key(ch.k.Files()).Id(id).Build()
+		}
+		res, err := ch.c.rc.Do(ctx, c).AsXRead()
+		if rueidis.IsRedisNil(err) {
+			out = nil
+			return nil
+		}
+		out = announces(res[ch.k.Files()])
+		return err
+	})
+	return out, err
+}
+
+// AutoClaim takes over up to count entries that other members have held
+// longer than idle without renewing their lease.
+func (ch Channel) AutoClaim(ctx context.Context, group, member string, idle time.Duration, count int64) ([]Announce, error) {
+	var out []Announce
+	err := ch.c.retry(ctx, "take over idle files", func(ctx context.Context) error {
+		arr, err := ch.c.rc.Do(ctx, ch.b().Xautoclaim().Key(ch.k.Files()).Group(group).Consumer(member).
+			MinIdleTime(strconv.FormatInt(idle.Milliseconds(), 10)).Start("0-0").Count(count).Build()).ToArray()
+		if err != nil {
+			return err
+		}
+		if len(arr) < 2 {
+			return nil
+		}
+		xs, err := arr[1].AsXRange()
+		out = announces(xs)
+		return err
+	})
+	return out, err
+}
+
+// Ack outcomes.
+const (
+	AckOK   = "ok"
+	AckDup  = "dup"  // already acknowledged
+	AckLost = "lost" // another member owns the entry now
+)
+
+// Ack acknowledges file id (entry) for group. With a member it only acks if
+// the member still owns the entry. A non-empty reason records a failure.
+func (ch Channel) Ack(ctx context.Context, id, entry, group, member, reason string) (string, error) {
+	return ch.luaString(ctx, "acknowledge file", luaAck, id, entry, group, member, reason)
+}
+
+// Renew extends member's lease on entry. It reports false if the entry is
+// no longer the member's.
+func (ch Channel) Renew(ctx context.Context, group, member, entry string) (bool, error) {
+	m, err := ch.lua(ctx, "renew lease", luaRenew, group, member, entry)
+	if err != nil {
+		return false, err
+	}
+	n, err := m.AsInt64()
+	return n == 1, err
+}
+
+// GroupInfo is a group's position in the files stream.
+type GroupInfo struct {
+	Name          string
+	LastDelivered string
+	Pending       int64
+	Lag           int64 // entries not yet delivered; -1 if unknown
+	Mark          string
+}
+
+// Groups describes every receiver group of the channel.
+func (ch Channel) Groups(ctx context.Context) ([]GroupInfo, error) {
+	var out []GroupInfo
+	err := ch.c.retry(ctx, "read groups", func(ctx context.Context) error {
+		out = out[:0]
+		arr, err := ch.c.rc.Do(ctx, ch.b().XinfoGroups().Key(ch.k.Files()).Build()).ToArray()
+		if err != nil {
+			if rerr, ok := rueidis.IsRedisErr(err); ok && strings.Contains(rerr.Error(), "no such key") {
+				return nil
+			}
+			return err
+		}
+		for _, g := range arr {
+			m, err := g.AsMap()
+			if err != nil {
+				return err
+			}
+			gi := GroupInfo{Lag: -1}
+			gi.Name = str(m, "name")
+			gi.LastDelivered = str(m, "last-delivered-id")
+			gi.Pending = num(m, "pending")
+			if lag := m["lag"]; !lag.IsNil() {
+				gi.Lag = num(m, "lag")
+			}
+			gi.Mark, _ = ch.c.rc.Do(ctx, ch.b().Hget().Key(ch.k.Group(gi.Name)).Field("mark").Build()).ToString()
+			out = append(out, gi)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Group returns one group's info; ok is false if it does not exist.
+func (ch Channel) Group(ctx context.Context, group string) (GroupInfo, bool, error) {
+	gs, err := ch.Groups(ctx)
+	for _, g := range gs {
+		if g.Name == group {
+			return g, true, err
+		}
+	}
+	return GroupInfo{}, false, err
+}
+
+// MemberInfo describes one member of a group.
+type MemberInfo struct {
+	Name    string
+	Pending int64
+	Idle    time.Duration
+}
+
+// Members describes the members of group.
+func (ch Channel) Members(ctx context.Context, group string) ([]MemberInfo, error) {
+	var out []MemberInfo
+	err := ch.c.retry(ctx, "read members", func(ctx context.Context) error {
+		out = out[:0]
+		arr, err := ch.c.rc.Do(ctx, ch.b().XinfoConsumers().Key(ch.k.Files()).Group(group).Build()).ToArray()
+		if err != nil {
+			return err
+		}
+		for _, c := range arr {
+			m, err := c.AsMap()
+			if err != nil {
+				return err
+			}
+			var mi MemberInfo
+			mi.Name = str(m, "name")
+			mi.Pending = num(m, "pending")
+			mi.Idle = time.Duration(num(m, "idle")) * time.Millisecond
+			out = append(out, mi)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PendingBefore counts group's unacknowledged entries older than entry.
+func (ch Channel) PendingBefore(ctx context.Context, group, entry string) (int64, error) {
+	var n int64
+	err := ch.c.retry(ctx, "count pending files", func(ctx context.Context) error {
+		arr, err := ch.c.rc.Do(ctx, ch.b().Xpending().Key(ch.k.Files()).Group(group).Start("-").End("("+entry).Count(1).Build()).ToArray()
+		n = int64(len(arr))
+		return err
+	})
+	return n, err
+}
+
+// Subscribe calls fn (on its own goroutine) each time a member of group
+// acknowledges a file, until ctx ends. It returns when ctx ends or the
+// subscription fails.
+func (ch Channel) Subscribe(ctx context.Context, group string, fn func()) error {
+	return ch.c.rc.Receive(ctx, ch.b().Subscribe().Channel(ch.k.Group(group)).Build(), func(rueidis.PubSubMessage) { fn() })
+}
+
+// Failed lists the files group gave up on: id -> "name\treason".
+func (ch Channel) Failed(ctx context.Context, group string) (map[string]string, error) {
+	var m map[string]string
+	err := ch.c.retry(ctx, "read failed files", func(ctx context.Context) (err error) {
+		m, err = ch.c.rc.Do(ctx, ch.b().Hgetall().Key(ch.k.Failed(group)).Build()).AsStrMap()
+		return err
+	})
+	return m, err
+}
+
+// Live lists the ids of unreleased files, oldest first.
+func (ch Channel) Live(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := ch.c.retry(ctx, "list files", func(ctx context.Context) (err error) {
+		ids, err = ch.c.rc.Do(ctx, ch.b().Zrange().Key(ch.k.Live()).Min("0").Max("-1").Build()).AsStrSlice()
+		return err
+	})
+	return ids, err
+}
+
+// Budget returns the bytes held and the budget (0 if never set).
+func (ch Channel) Budget(ctx context.Context) (held, max int64, err error) {
+	err = ch.c.retry(ctx, "read budget", func(ctx context.Context) error {
+		res := ch.c.rc.DoMulti(ctx, ch.b().Get().Key(ch.k.Bytes()).Build(), ch.b().Hget().Key(ch.k.Config()).Field("max").Build())
+		var err error
+		if held, err = res[0].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
+			return err
+		}
+		if max, err = res[1].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
+			return err
+		}
+		return nil
+	})
+	return held, max, err
+}
+
+// Progress returns each group's consumed-chunk count for a file.
+func (ch Channel) Positions(ctx context.Context, id string) (map[string]string, error) {
+	var m map[string]string
+	err := ch.c.retry(ctx, "read positions", func(ctx context.Context) (err error) {
+		m, err = ch.c.rc.Do(ctx, ch.b().Hgetall().Key(ch.k.File(id)+":pos").Build()).AsStrMap()
+		return err
+	})
+	return m, err
+}
+
+func str(m map[string]rueidis.RedisMessage, k string) string {
+	v := m[k]
+	s, _ := v.ToString()
+	return s
+}
+
+func num(m map[string]rueidis.RedisMessage, k string) int64 {
+	v := m[k]
+	n, _ := v.AsInt64()
+	return n
+}

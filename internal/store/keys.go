@@ -1,0 +1,66 @@
+package store
+
+import "strconv"
+
+// Keys names the Redis keys of one channel. All of them share the hash tag
+// {channel}, so a channel lives in one Redis Cluster slot and every state
+// change is one atomic script. docs/PROTOCOL.md lists them.
+type Keys struct {
+	prefix, channel, base string
+}
+
+// NewKeys returns the key names of channel under prefix.
+func NewKeys(prefix, channel string) Keys {
+	return Keys{prefix: prefix, channel: channel, base: prefix + ":{" + channel + "}:"}
+}
+
+// Channel returns the channel name.
+func (k Keys) Channel() string { return k.channel }
+
+// Base is the common start of every key of the channel.
+func (k Keys) Base() string { return k.base }
+
+// Files is the stream announcing files; its consumer groups are the receiver groups.
+func (k Keys) Files() string { return k.base + "files" }
+
+// Groups is the set of receiver groups that joined.
+func (k Keys) Groups() string { return k.base + "groups" }
+
+// Bytes counts the bytes of chunks the channel holds or has reserved.
+func (k Keys) Bytes() string { return k.base + "bytes" }
+
+// Config holds channel settings (max: the budget in bytes).
+func (k Keys) Config() string { return k.base + "cfg" }
+
+// Uploads maps a file name to the id of its unfinished upload.
+func (k Keys) Uploads() string { return k.base + "up" }
+
+// Live is a sorted set of the ids of unreleased files, scored by start time.
+func (k Keys) Live() string { return k.base + "live" }
+
+// Events is a short stream of "bytes were freed" events that senders
+// waiting for budget block on.
+func (k Keys) Events() string { return k.base + "ev" }
+
+// Group is a hash of a group's own state (its last completed mark).
+func (k Keys) Group(g string) string { return k.base + "g:" + g }
+
+// Failed is a hash of the files a group gave up on: id -> "name\treason".
+func (k Keys) Failed(g string) string { return k.base + "g:" + g + ":failed" }
+
+// Member is the lease key of one member of a group.
+func (k Keys) Member(g, m string) string { return k.base + "g:" + g + ":m:" + m }
+
+// File is the metadata hash of a file.
+func (k Keys) File(id string) string { return k.base + "f:" + id }
+
+// Index is the stream listing a file's chunks, with IDs 0-1, 0-2, ...
+func (k Keys) Index(id string) string { return k.base + "f:" + id + ":idx" }
+
+// Chunk is the string holding chunk seq (1-based) of a file.
+func (k Keys) Chunk(id string, seq int64) string {
+	return k.base + "f:" + id + ":c:" + strconv.FormatInt(seq, 10)
+}
+
+// Channels is the global set of channel names, for status without a channel.
+func Channels(prefix string) string { return prefix + ":channels" }

@@ -1,0 +1,32 @@
+-- begin announces a new upload, or finds an unfinished one to resume.
+-- ARGV: base, id, name, now_ms, stale_ms, sender, kind, takeover, field, value, ...
+-- Returns {'new', id, entry} | {'resume', id} | {'busy', id, sender, age_ms} | {'nogroups'} | {'collision'}
+local id, name, now, stale, sender, kind, takeover =
+  ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+if redis.call('SCARD', base .. 'groups') == 0 then return {'nogroups'} end
+if kind == 'file' then
+  local cur = redis.call('HGET', base .. 'up', name)
+  if cur then
+    local st = redis.call('HMGET', fkey(cur), 'state', 'hb', 'sender')
+    if st[1] == 'uploading' then
+      local age = now - (tonumber(st[2]) or 0)
+      if st[3] ~= sender and age < stale and takeover ~= '1' then
+        return {'busy', cur, st[3] or '', tostring(age)}
+      end
+      redis.call('HSET', fkey(cur), 'hb', now, 'sender', sender)
+      return {'resume', cur}
+    end
+  end
+end
+local fk = fkey(id)
+if redis.call('EXISTS', fk) == 1 then return {'collision'} end
+local state = 'uploading'
+if kind == 'mark' then state = 'complete' end
+redis.call('HSET', fk, 'state', state, 'created', now, 'hb', now, 'n', 0, 'lo', 1, 'r', 0, 'held', 0,
+  unpack(ARGV, 9))
+redis.call('SADD', fk .. ':need', unpack(redis.call('SMEMBERS', base .. 'groups')))
+local eid = redis.call('XADD', base .. 'files', '*', 'f', id)
+redis.call('HSET', fk, 'entry', eid)
+if kind == 'file' then redis.call('HSET', base .. 'up', name, id) end
+redis.call('ZADD', base .. 'live', now, id)
+return {'new', id, eid}

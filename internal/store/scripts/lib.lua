@@ -1,0 +1,52 @@
+-- Shared functions, prepended to every script. ARGV[1] is always the
+-- channel's key base "<prefix>:{<channel>}:"; every key a script touches
+-- starts with it, so all of them live in one Redis Cluster slot.
+local base = ARGV[1]
+local function fkey(id) return base .. 'f:' .. id end
+
+-- alldone reports whether every group that must consume the file acked it.
+local function alldone(fk)
+  return #redis.call('SDIFF', fk .. ':need', fk .. ':acks') == 0
+end
+
+local function unlink_all(keys)
+  for i = 1, #keys, 500 do
+    redis.call('UNLINK', unpack(keys, i, math.min(i + 499, #keys)))
+  end
+end
+
+-- release deletes every key of a file and returns its bytes to the budget.
+-- It is idempotent: releasing a released file does nothing.
+local function release(id)
+  local fk = fkey(id)
+  local h = redis.call('HMGET', fk, 'lo', 'r', 'held', 'entry', 'name')
+  if not h[4] then return end
+  local lo, r, held = tonumber(h[1]) or 1, tonumber(h[2]) or 0, tonumber(h[3]) or 0
+  local chunks = {}
+  for s = lo, r do chunks[#chunks + 1] = fk .. ':c:' .. s end
+  unlink_all(chunks)
+  if held ~= 0 then redis.call('DECRBY', base .. 'bytes', held) end
+  redis.call('XDEL', base .. 'files', h[4])
+  if h[5] and redis.call('HGET', base .. 'up', h[5]) == id then redis.call('HDEL', base .. 'up', h[5]) end
+  redis.call('ZREM', base .. 'live', id)
+  redis.call('DEL', fk, fk .. ':idx', fk .. ':need', fk .. ':acks', fk .. ':pos')
+  redis.call('XADD', base .. 'ev', 'MAXLEN', '~', '64', '*', 'released', id)
+end
+
+-- release_if_done releases a finished file once every group acked it.
+local function release_if_done(id)
+  local fk = fkey(id)
+  local st = redis.call('HGET', fk, 'state')
+  if (st == 'complete' or st == 'aborted') and alldone(fk) then
+    release(id)
+    return true
+  end
+  return false
+end
+
+-- owner returns the member a files-stream entry is pending at, or nil.
+local function owner(group, eid)
+  local p = redis.call('XPENDING', base .. 'files', group, eid, eid, 1)
+  if #p == 0 then return nil end
+  return p[1][2]
+end

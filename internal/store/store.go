@@ -1,0 +1,198 @@
+// Package store is the only package that speaks Redis. It owns the key
+// schema (keys.go), the Lua scripts that change state atomically
+// (scripts/*.lua), and the policy for retrying dropped connections.
+//
+// Every write is idempotent, so any operation may be retried after a
+// network error without a second effect; Client.retry does that with
+// backoff until Config.RetryFor has passed.
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"embed"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+//go:embed scripts/*.lua
+var scriptFS embed.FS
+
+func script(name string) *rueidis.Lua {
+	lib, err := scriptFS.ReadFile("scripts/lib.lua")
+	if err != nil {
+		panic(err)
+	}
+	body, err := scriptFS.ReadFile("scripts/" + name + ".lua")
+	if err != nil {
+		panic(err)
+	}
+	return rueidis.NewLuaScript(string(lib) + "\n" + string(body))
+}
+
+var (
+	luaBegin    = script("begin")
+	luaResume   = script("resume")
+	luaReserve  = script("reserve")
+	luaCommit   = script("commit")
+	luaComplete = script("complete")
+	luaAbort    = script("abort")
+	luaProgress = script("progress")
+	luaAck      = script("ack")
+	luaRenew    = script("renew")
+	luaJoin     = script("join")
+	luaDrop     = script("drop")
+	luaMember   = script("member")
+	luaBeat     = script("beat")
+)
+
+// Config says how to reach Redis.
+type Config struct {
+	URL      string        // redis://, rediss:// or unix:// URL
+	RetryFor time.Duration // how long to retry a dropped connection
+	CAFile   string        // extra CA certificates for rediss:// (PEM)
+}
+
+// Client is a connection pool to one Redis server. It is safe for
+// concurrent use.
+type Client struct {
+	rc       rueidis.Client
+	retryFor time.Duration
+	addr     string // redacted, for messages
+}
+
+// Redact returns the URL with any password replaced, for messages.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// Dial connects to Redis and checks that it answers.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	safe := Redact(cfg.URL)
+	opt, err := rueidis.ParseURL(cfg.URL)
+	if err != nil {
+		// The parse error may quote the URL: never pass it on.
+		return nil, fmt.Errorf("parse redis URL %s: use redis://[user:password@]host:port/db, rediss://… or unix:///path/to/redis.sock", safe)
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("read CA file %s: no PEM certificates", cfg.CAFile)
+		}
+		if opt.TLSConfig == nil {
+			opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		opt.TLSConfig.RootCAs = pool
+	}
+	opt.DisableCache = true
+	opt.DisableRetry = true // we retry ourselves, and only idempotent operations
+	opt.ConnWriteTimeout = 10 * time.Second
+	opt.Dialer.Timeout = 5 * time.Second
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, describeDialError(safe, err)
+	}
+	c := &Client{rc: rc, retryFor: cfg.RetryFor, addr: safe}
+	if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
+		rc.Close()
+		return nil, describeDialError(safe, err)
+	}
+	return c, nil
+}
+
+func describeDialError(addr string, err error) error {
+	kind, _ := classify(err)
+	msg := err.Error()
+	switch {
+	case errors.Is(kind, ErrAuth) || strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") ||
+		strings.Contains(msg, "invalid password") || strings.Contains(msg, "invalid username-password"):
+		return fmt.Errorf("connect to %s: %w: check the user and password in the URL or FILECAST_REDIS", addr, ErrAuth)
+	}
+	return fmt.Errorf("connect to %s: %w: %v (is redis-server running there? set --redis or FILECAST_REDIS)", addr, ErrUnavailable, msg)
+}
+
+// Addr returns the server address with any password removed.
+func (c *Client) Addr() string { return c.addr }
+
+// Close closes every connection.
+func (c *Client) Close() { c.rc.Close() }
+
+// retry runs op until it succeeds, fails for good, ctx ends, or the
+// connection has been failing for longer than RetryFor.
+func (c *Client) retry(ctx context.Context, what string, op func(ctx context.Context) error) error {
+	var first time.Time
+	wait := 20 * time.Millisecond
+	for {
+		err := op(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		kind, transient := classify(err)
+		if !transient {
+			return fmt.Errorf("%s: %w", what, kind)
+		}
+		if first.IsZero() {
+			first = time.Now()
+		} else if time.Since(first) > c.retryFor {
+			return fmt.Errorf("%s: gave up after %v: %w", what, c.retryFor.Round(time.Second), kind)
+		}
+		d := wait/2 + rand.N(wait/2+1)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// EvictionPolicy returns the server's maxmemory-policy (from INFO, which
+// restricted ACL users may run where CONFIG GET is refused).
+func (c *Client) EvictionPolicy(ctx context.Context) (string, error) {
+	var info string
+	err := c.retry(ctx, "read server info", func(ctx context.Context) (err error) {
+		info, err = c.rc.Do(ctx, c.rc.B().Info().Section("memory").Build()).ToString()
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "maxmemory_policy:"); ok {
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
+// Channels lists the channels that were ever used under prefix.
+func (c *Client) Channels(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	err := c.retry(ctx, "list channels", func(ctx context.Context) (err error) {
+		out, err = c.rc.Do(ctx, c.rc.B().Smembers().Key(Channels(prefix)).Build()).AsStrSlice()
+		return err
+	})
+	return out, err
+}
+
+// Raw returns the underlying client, for tests and benchmarks in this module.
+func (c *Client) Raw() rueidis.Client { return c.rc }

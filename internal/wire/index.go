@@ -1,0 +1,78 @@
+package wire
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// EntryKind says what an index entry records.
+type EntryKind int
+
+// Kinds of index entry. Chunk entries are numbered 1, 2, …; exactly one
+// end entry (EOF or Abort) follows the last chunk.
+const (
+	ChunkEntry EntryKind = iota
+	EOFEntry
+	AbortEntry
+)
+
+// Entry is one entry of a file's index stream. Its stream ID is "0-Seq".
+type Entry struct {
+	Kind   EntryKind
+	Seq    int64
+	Len    int    // ChunkEntry: bytes in the chunk
+	Digest Digest // ChunkEntry: chunk digest; EOFEntry: whole-file digest
+	Size   int64  // EOFEntry: file size
+	Reason string // AbortEntry: why
+}
+
+// EntryID returns the index stream ID of chunk (or end entry) seq.
+func EntryID(seq int64) string { return "0-" + strconv.FormatInt(seq, 10) }
+
+// ChunkFields returns the fields of a chunk entry.
+func ChunkFields(n int, d Digest) []string {
+	return []string{"n", strconv.Itoa(n), "h", d.String()}
+}
+
+// ParseEntry decodes an index entry from its stream ID and fields.
+// maxLen bounds the chunk length accepted (the record's chunk size).
+func ParseEntry(id string, fields map[string]string, maxLen int) (Entry, error) {
+	var e Entry
+	ms, seqs, ok := strings.Cut(id, "-")
+	if !ok || ms != "0" {
+		return e, fmt.Errorf("%w: index entry id %q", ErrMalformed, id)
+	}
+	seq, err := strconv.ParseInt(seqs, 10, 64)
+	if err != nil || seq < 1 {
+		return e, fmt.Errorf("%w: index entry id %q", ErrMalformed, id)
+	}
+	e.Seq = seq
+	switch {
+	case fields["eof"] != "":
+		e.Kind = EOFEntry
+		size, err := strconv.ParseInt(fields["size"], 10, 64)
+		if err != nil || size < 0 {
+			return e, fmt.Errorf("%w: end entry size %q", ErrMalformed, fields["size"])
+		}
+		e.Size = size
+		if e.Digest, err = ParseDigest(fields["h"]); err != nil {
+			return e, err
+		}
+	case fields["abort"] != "":
+		e.Kind = AbortEntry
+		e.Reason = fields["abort"]
+	default:
+		e.Kind = ChunkEntry
+		n, err := strconv.Atoi(fields["n"])
+		if err != nil || n < 1 || n > maxLen || n > math.MaxInt32 {
+			return e, fmt.Errorf("%w: chunk %d length %q (chunk size %d)", ErrMalformed, seq, fields["n"], maxLen)
+		}
+		e.Len = n
+		if e.Digest, err = ParseDigest(fields["h"]); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}

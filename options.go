@@ -1,0 +1,133 @@
+package filecast
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/filecast/filecast/internal/wire"
+)
+
+// DefaultURL is the Redis server used when Options.URL is empty.
+const DefaultURL = "redis://127.0.0.1:6379/0"
+
+// DefaultChunkSize is 1 MiB less 64 bytes: a value of exactly 2^k bytes
+// costs Redis a quarter more memory (jemalloc size classes).
+const DefaultChunkSize = 1<<20 - 64
+
+// Options configure a Client. The zero value works.
+type Options struct {
+	// URL of the Redis server: redis://[user:pass@]host:port/db,
+	// rediss:// for TLS, or unix:///path/to/redis.sock.
+	// default: DefaultURL
+	URL string
+	// CAFile holds extra PEM CA certificates for rediss://.
+	CAFile string
+	// Prefix of every key filecast writes. default: "fc"
+	Prefix string
+	// ChunkSize is the largest chunk a sender stores. default: DefaultChunkSize
+	ChunkSize int
+	// ReadAhead is how many chunks a reader fetches ahead of the handler;
+	// a reader holds at most ReadAhead+1 chunks in memory. default: 8
+	ReadAhead int
+	// Lease is how long a work-sharing member may go without renewing its
+	// claim on a file before another member takes the file over, and how
+	// long a silent sender is considered alive. default: 30s
+	Lease time.Duration
+	// RetryFor is how long an operation retries a lost connection before it
+	// fails. default: 1m
+	RetryFor time.Duration
+	// AllowEviction lets filecast run on a server whose maxmemory-policy may
+	// evict keys (allkeys-*), which can silently lose file data.
+	AllowEviction bool
+	// Logger receives diagnostics. default: discard
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.URL == "" {
+		o.URL = DefaultURL
+	}
+	if o.Prefix == "" {
+		o.Prefix = "fc"
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	if o.ReadAhead == 0 {
+		o.ReadAhead = 8
+	}
+	if o.Lease == 0 {
+		o.Lease = 30 * time.Second
+	}
+	if o.RetryFor == 0 {
+		o.RetryFor = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.ChunkSize < 1024 || o.ChunkSize > wire.MaxChunkSize {
+		errs = append(errs, fmt.Errorf("ChunkSize %d: must be between 1 KiB and %d MiB", o.ChunkSize, wire.MaxChunkSize>>20))
+	}
+	if o.ReadAhead < 1 || o.ReadAhead > 256 {
+		errs = append(errs, fmt.Errorf("ReadAhead %d: must be between 1 and 256", o.ReadAhead))
+	}
+	if o.Lease < time.Second {
+		errs = append(errs, fmt.Errorf("Lease %v: must be at least 1s", o.Lease))
+	}
+	if o.RetryFor < 0 {
+		errs = append(errs, fmt.Errorf("RetryFor %v: must not be negative", o.RetryFor))
+	}
+	if err := wire.CheckChannel("prefix", o.Prefix); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return nil
+}
+
+// DefaultMaxBytes is the budget of a channel whose sender never set one.
+const DefaultMaxBytes = 1 << 30
+
+// SendOptions configure one Send.
+type SendOptions struct {
+	// MaxBytes sets the channel's budget: the most bytes of file data it
+	// may hold in Redis. Senders wait while it is full. 0 keeps the
+	// channel's current budget (DefaultMaxBytes if none was ever set).
+	MaxBytes int64
+	// FlushIdle is how long input that arrives slowly (a pipe) may sit in a
+	// partial chunk before it is stored anyway. default: 150ms
+	FlushIdle time.Duration
+	// Progress, if set, is called on the sending goroutine after each chunk
+	// is committed, with the bytes committed so far.
+	Progress func(committed int64)
+}
+
+// ReceiveOptions configure Receive.
+type ReceiveOptions struct {
+	// Group is the receiver group (required). Every group gets every file
+	// published after it joined; members of one group share the files.
+	Group string
+	// Member names this process within the group. A restarted member with
+	// the same name resumes its unfinished files first. default: host name
+	Member string
+	// Concurrency is how many files are handled at once. default: 1
+	Concurrency int
+	// UntilEOF makes Receive return once the group has handled everything
+	// before an end-of-batch mark (Client.SendEOF).
+	UntilEOF bool
+	// Retries is how many more times a failing handler is run on a file
+	// before the file is recorded as failed and acknowledged. default: 2
+	Retries int
+	// OnResult, if set, is called once per file outcome, from the
+	// goroutine that handled the file. It must be safe for concurrent use
+	// when Concurrency > 1.
+	OnResult func(Result)
+}

@@ -1,0 +1,415 @@
+package filecast
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/filecast/filecast/internal/chunk"
+	"github.com/filecast/filecast/internal/store"
+	"github.com/filecast/filecast/internal/wire"
+)
+
+// followBlock is how long a reader blocks on a file's index before it
+// checks that the upload still exists.
+const followBlock = 5 * time.Second
+
+// File is one file being received: an io.Reader over its content that
+// follows the upload while the sender is still writing it, fetches up to
+// Options.ReadAhead chunks ahead, and checks every chunk against its digest
+// before handing a byte on. At the end it checks the size and whole-file
+// digest: Read returns io.EOF only if they match, ErrCorrupt otherwise.
+//
+// Read errors are sticky and wrap ErrCorrupt, ErrGone, ErrAborted,
+// ErrUnavailable or the context's error. A File is not safe for concurrent
+// use. Files from Open must be closed; Receive closes the files it hands
+// to a handler.
+type File struct {
+	FileInfo
+
+	c   *Client
+	ch  store.Channel
+	rec *wire.File
+
+	// The File serves io.Reader, whose Read takes no context: it keeps the
+	// context it was opened with (as net/http keeps a request's) and Close
+	// cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	started bool
+	next    int64 // first chunk the fetcher fetches
+	queue   chan *fetched
+	cur     []byte
+	curSeq  int64
+	hash    *chunk.Hasher
+	n       int64
+	err     error
+
+	// Progress reporting, for a group receiving a file larger than the budget.
+	group              string
+	member, entry      string
+	consumed, reported int64
+	every              int64
+	syncer             interface{ Sync() error }
+}
+
+type fetched struct {
+	e    wire.Entry
+	data []byte
+	err  error
+	done chan struct{}
+}
+
+// Open returns a streaming reader for file id of channel, outside any
+// group: it acknowledges nothing and holds nothing back. The caller must
+// Close it. Errors wrap ErrGone (no such file), ErrCorrupt or ErrUsage.
+func (c *Client) Open(ctx context.Context, channel, id string) (*File, error) {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return nil, err
+	}
+	return c.open(ctx, ch, id, "")
+}
+
+func (c *Client) open(ctx context.Context, ch store.Channel, id, group string) (*File, error) {
+	rec, err := ch.File(ctx, id)
+	if err != nil {
+		return nil, &Error{Op: "open", Channel: ch.Keys().Channel(), ID: id, Err: corrupt(err)}
+	}
+	if rec.Kind != wire.KindFile {
+		return nil, &Error{Op: "open", Channel: ch.Keys().Channel(), ID: id, Err: fmt.Errorf("%w: not a file but a %s", ErrUsage, rec.Kind)}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	f := &File{
+		FileInfo: FileInfo{Channel: ch.Keys().Channel(), ID: id, Name: rec.Name, Size: rec.Size, Mode: rec.Mode,
+			ModTime: rec.ModTime, Entry: rec.Entry},
+		c: c, ch: ch, rec: rec, ctx: fctx, cancel: cancel,
+		next: 1, queue: make(chan *fetched, c.opt.ReadAhead), hash: chunk.NewHasher(), group: group,
+	}
+	if rec.State == wire.Complete {
+		f.Digest = rec.Digest.String()
+	}
+	if group != "" {
+		_, budget, err := ch.Budget(ctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if budget == 0 {
+			budget = DefaultMaxBytes
+		}
+		f.every = max(min(budget/4, 16<<20)/int64(rec.ChunkSize), 1)
+	}
+	return f, nil
+}
+
+// SetSyncer makes the File call s.Sync before it reports chunks as durably
+// consumed. A receiver that writes to disk passes its *os.File, so a file
+// larger than the budget is released from Redis only once it is on disk.
+func (f *File) SetSyncer(s interface{ Sync() error }) { f.syncer = s }
+
+// ResumeFrom checks a partial copy of the file, as left by an interrupted
+// receiver, against the chunk digests, and continues after the longest
+// prefix of whole chunks that matches. It returns that prefix's length:
+// the caller keeps that many bytes of its copy and appends what Read
+// returns. It must be called before the first Read.
+func (f *File) ResumeFrom(partial io.Reader) (int64, error) {
+	if f.started {
+		return 0, fmt.Errorf("%w: ResumeFrom after Read", ErrUsage)
+	}
+	entries, err := f.ch.Index(f.ctx, f.ID, 1, 1<<62, f.rec.ChunkSize)
+	if err != nil {
+		return 0, corrupt(err)
+	}
+	buf := make([]byte, f.rec.ChunkSize)
+	br := bufio.NewReaderSize(partial, 1<<20)
+	for _, e := range entries {
+		if e.Kind != wire.ChunkEntry {
+			break
+		}
+		if _, err := io.ReadFull(br, buf[:e.Len]); err != nil || chunk.Sum(buf[:e.Len]) != e.Digest {
+			break
+		}
+		f.hash.Write(buf[:e.Len])
+		f.n += int64(e.Len)
+		f.next = e.Seq + 1
+		f.consumed = e.Seq
+	}
+	return f.n, nil
+}
+
+// Read implements io.Reader.
+func (f *File) Read(p []byte) (int, error) {
+	for len(f.cur) == 0 {
+		if f.err != nil {
+			return 0, f.err
+		}
+		f.advance()
+	}
+	n := copy(p, f.cur)
+	f.cur = f.cur[n:]
+	return n, nil
+}
+
+// WriteTo implements io.WriterTo, so io.Copy hands each chunk to w
+// without an intermediate buffer.
+func (f *File) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		for len(f.cur) == 0 {
+			if f.err == io.EOF {
+				return total, nil
+			}
+			if f.err != nil {
+				return total, f.err
+			}
+			f.advance()
+		}
+		n, err := w.Write(f.cur)
+		total += int64(n)
+		f.cur = f.cur[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// Lines returns an iterator over the lines of the file, without their
+// line endings. See the package function Lines.
+func (f *File) Lines() iter.Seq2[[]byte, error] { return Lines(f) }
+
+// Close stops fetching and waits for the fetching goroutines.
+func (f *File) Close() error {
+	f.cancel()
+	if f.started {
+		for range f.queue { // unblock the fetcher, drop what it fetched
+		}
+	}
+	f.wg.Wait()
+	return nil
+}
+
+// advance moves to the next chunk or end state.
+func (f *File) advance() {
+	if f.curSeq > f.consumed {
+		f.consumed = f.curSeq
+	}
+	if !f.started {
+		f.started = true
+		f.wg.Add(1)
+		go f.fetch()
+	}
+	var x *fetched
+	var ok bool
+	select {
+	case x, ok = <-f.queue:
+	default:
+		// Caught up with the fetcher: report progress before waiting, so a
+		// sender waiting for budget can move on.
+		if f.report() {
+			return
+		}
+		select {
+		case x, ok = <-f.queue:
+		case <-f.ctx.Done():
+			f.err = f.ctx.Err()
+			return
+		}
+	}
+	if !ok {
+		f.err = f.ctx.Err()
+		if f.err == nil {
+			f.err = fmt.Errorf("read %s: fetcher stopped", f.Name)
+		}
+		return
+	}
+	if f.consumed-f.reported >= f.every && f.report() {
+		return
+	}
+	select {
+	case <-x.done:
+	case <-f.ctx.Done():
+		f.err = f.ctx.Err()
+		return
+	}
+	if x.err != nil {
+		f.err = x.err
+		return
+	}
+	switch x.e.Kind {
+	case wire.ChunkEntry:
+		f.hash.Write(x.data)
+		f.cur, f.curSeq = x.data, x.e.Seq
+		f.n += int64(len(x.data))
+	case wire.EOFEntry:
+		switch {
+		case f.n != x.e.Size:
+			f.err = fmt.Errorf("%w: %s is %d bytes, its end record says %d", ErrCorrupt, f.Name, f.n, x.e.Size)
+		case f.hash.Sum() != x.e.Digest:
+			f.err = fmt.Errorf("%w: %s whole-file digest %s, want %s", ErrCorrupt, f.Name, f.hash.Sum(), x.e.Digest)
+		default:
+			f.Size, f.Digest = f.n, x.e.Digest.String()
+			f.err = io.EOF
+		}
+	case wire.AbortEntry:
+		f.err = fmt.Errorf("%w by the sender: %s", ErrAborted, x.e.Reason)
+	}
+}
+
+// report records durable progress for the group. It reports true if it
+// failed (f.err is set).
+func (f *File) report() bool {
+	if f.group == "" || f.consumed <= f.reported {
+		return false
+	}
+	if f.syncer != nil {
+		if err := f.syncer.Sync(); err != nil {
+			f.err = fmt.Errorf("sync %s: %w", f.Name, err)
+			return true
+		}
+	}
+	if err := f.ch.Progress(f.ctx, f.ID, f.group, f.consumed, DefaultMaxBytes); err != nil {
+		f.err = err
+		return true
+	}
+	f.reported = f.consumed
+	return false
+}
+
+// fetch follows the index and starts a verified GET per chunk, in order,
+// at most ReadAhead ahead of the reader.
+func (f *File) fetch() {
+	defer f.wg.Done()
+	defer close(f.queue)
+	var fetchers sync.WaitGroup
+	defer fetchers.Wait()
+	push := func(x *fetched) bool {
+		select {
+		case f.queue <- x:
+			return true
+		case <-f.ctx.Done():
+			return false
+		}
+	}
+	fail := func(err error) {
+		x := &fetched{err: err, done: make(chan struct{})}
+		close(x.done)
+		push(x)
+	}
+	after := f.next - 1
+	warned := false
+	for {
+		es, err := f.ch.FollowIndex(f.ctx, f.ID, after, 64, followBlock, f.rec.ChunkSize)
+		if err != nil {
+			fail(corrupt(err))
+			return
+		}
+		if len(es) == 0 {
+			rec, err := f.ch.File(f.ctx, f.ID)
+			if err != nil {
+				fail(corrupt(err))
+				return
+			}
+			if silent := time.Since(rec.Heartbeat); silent > f.c.opt.Lease && !warned {
+				warned = true
+				f.c.log.Warn("sender has gone silent; waiting for it to resume (or run filecast clean)",
+					"channel", f.Channel, "file", f.Name, "silent", silent.Round(time.Second))
+			}
+			continue
+		}
+		for _, e := range es {
+			if e.Seq != after+1 {
+				fail(fmt.Errorf("%w: index of %s jumps from %d to %d", ErrCorrupt, f.Name, after, e.Seq))
+				return
+			}
+			after = e.Seq
+			x := &fetched{e: e, done: make(chan struct{})}
+			if !push(x) {
+				return
+			}
+			if e.Kind != wire.ChunkEntry {
+				close(x.done)
+				return
+			}
+			fetchers.Add(1)
+			go func() {
+				defer fetchers.Done()
+				defer close(x.done)
+				x.data, x.err = f.get(x.e)
+			}()
+		}
+	}
+}
+
+// get reads one chunk and verifies it.
+func (f *File) get(e wire.Entry) ([]byte, error) {
+	b, err := f.ch.GetChunk(f.ctx, f.ID, e.Seq)
+	if errors.Is(err, store.ErrGone) {
+		rec, rerr := f.ch.File(f.ctx, f.ID)
+		switch {
+		case rerr != nil:
+			return nil, corrupt(rerr)
+		case e.Seq < rec.Low:
+			return nil, fmt.Errorf("%w: chunk %d of %s was released once every group had consumed it (the file streamed through a full budget), so it cannot be read again", ErrGone, e.Seq, f.Name)
+		}
+		return nil, fmt.Errorf("%w: chunk %d of %s is missing from redis", ErrCorrupt, e.Seq, f.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != e.Len {
+		return nil, fmt.Errorf("%w: chunk %d of %s is %d bytes, its index entry says %d", ErrCorrupt, e.Seq, f.Name, len(b), e.Len)
+	}
+	if chunk.Sum(b) != e.Digest {
+		return nil, fmt.Errorf("%w: chunk %d of %s does not match its digest", ErrCorrupt, e.Seq, f.Name)
+	}
+	return b, nil
+}
+
+// Keep renews this member's claim on the file and reports ErrLost if
+// another member took it over. A handler calls it right before it makes
+// its output visible (a rename, a commit), so a member that was frozen
+// past its lease does not deliver a file twice.
+func (f *File) Keep(ctx context.Context) error {
+	if f.member == "" {
+		return nil
+	}
+	ok, err := f.ch.Renew(ctx, f.group, f.member, f.entry)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrLost
+	}
+	return nil
+}
+
+// Lines returns an iterator over the lines of r without their line
+// endings ("\n" or "\r\n"). A line may be up to 64 MiB long. The slice is
+// valid until the next iteration. A read error ends the iteration with
+// that error.
+func Lines(r io.Reader) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		s := bufio.NewScanner(r)
+		s.Buffer(make([]byte, 64<<10), 64<<20)
+		for s.Scan() {
+			line := s.Bytes()
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			if !yield(line, nil) {
+				return
+			}
+		}
+		if err := s.Err(); err != nil {
+			yield(nil, err)
+		}
+	}
+}

@@ -1,0 +1,511 @@
+package filecast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/filecast/filecast/internal/store"
+	"github.com/filecast/filecast/internal/wire"
+)
+
+// Handler processes one file. It is called on its own goroutine, up to
+// ReceiveOptions.Concurrency at once. Returning nil acknowledges the file
+// for the group (after Receive has read and verified any bytes the
+// handler left unread); returning an error has it retried, from its first
+// byte, up to ReceiveOptions.Retries more times. If ctx is cancelled the
+// file is not acknowledged and will be delivered again.
+type Handler func(ctx context.Context, f *File) error
+
+// Result is the outcome of one file at one member.
+type Result struct {
+	File     FileInfo
+	Err      error // nil: handled and acknowledged
+	Attempts int
+	// Lost reports that the member's claim expired and another member took
+	// the file over; this member neither acknowledged nor delivered it.
+	Lost bool
+}
+
+// Receive joins group to channel and hands every file the group gets to h
+// while the file is still arriving. Members of one group (Receive calls
+// with the same Group, in any process) share the files; each file is
+// acknowledged once h succeeded (at-least-once). A member that restarts
+// with the same Member name resumes its unfinished files first; files of a
+// member that stops renewing its lease are taken over by another after
+// Options.Lease.
+//
+// Receive runs until ctx ends (returning ctx.Err()), or with UntilEOF until
+// the group has handled everything before an end-of-batch mark: then it
+// returns nil, or an error wrapping ErrCorrupt if any file this member
+// handled failed its integrity check, or ErrFailed if any was given up. It
+// returns early on errors that affect every file: ErrUnavailable, ErrAuth,
+// ErrBusy (the member name is in use), or the group being dropped.
+func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt ReceiveOptions) error {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return err
+	}
+	if err := wire.CheckChannel("group", opt.Group); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if opt.Member == "" {
+		opt.Member = c.host
+	}
+	if err := wire.CheckChannel("member", opt.Member); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if opt.Concurrency == 0 {
+		opt.Concurrency = 1
+	}
+	if opt.Concurrency < 1 || opt.Retries < 0 {
+		return fmt.Errorf("%w: Concurrency must be at least 1 and Retries not negative", ErrUsage)
+	}
+	if opt.Retries == 0 {
+		opt.Retries = 2
+	}
+	if err := ch.Register(ctx); err != nil {
+		return err
+	}
+	if err := ch.Join(ctx, opt.Group); err != nil {
+		return err
+	}
+	r := &receiver{c: c, ch: ch, h: h, opt: opt, token: c.token(), inflight: make(map[string]bool), bell: make(chan struct{})}
+	if err := r.claimMember(ctx, false); err != nil {
+		return err
+	}
+	defer func() {
+		c.abandon(r.token)
+		ch.ReleaseMember(context.WithoutCancel(ctx), opt.Group, opt.Member)
+	}()
+	return r.run(ctx)
+}
+
+type receiver struct {
+	c     *Client
+	ch    store.Channel
+	h     Handler
+	opt   ReceiveOptions
+	token string
+
+	mu       sync.Mutex
+	inflight map[string]bool // entries being handled here
+	bell     chan struct{}   // closed and replaced when a group member acks
+	corrupt  int
+	failed   int
+}
+
+func (r *receiver) claimMember(ctx context.Context, renew bool) error {
+	holder, ok, err := r.ch.ClaimMember(ctx, r.opt.Group, r.opt.Member, r.token, r.c.opt.Lease, false)
+	if err != nil || ok {
+		return err
+	}
+	if !renew && r.c.deadOnThisHost(holder) {
+		_, _, err = r.ch.ClaimMember(ctx, r.opt.Group, r.opt.Member, r.token, r.c.opt.Lease, true)
+		return err
+	}
+	return fmt.Errorf("%w: member %q of group %q is already receiving (%s); give each member its own --member name",
+		ErrBusy, r.opt.Member, r.opt.Group, holder)
+}
+
+// ring wakes everyone waiting for a group event.
+func (r *receiver) ring() {
+	r.mu.Lock()
+	close(r.bell)
+	r.bell = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *receiver) waitBell() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bell
+}
+
+func (r *receiver) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { // keep the member name ours
+		t := time.NewTicker(r.c.opt.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if err := r.claimMember(gctx, true); err != nil {
+					return err
+				}
+			case <-gctx.Done():
+				return nil
+			}
+		}
+	})
+	g.Go(func() error { // hear other members' acks (end-of-batch waits)
+		for gctx.Err() == nil {
+			err := r.ch.Subscribe(gctx, r.opt.Group, r.ring)
+			if gctx.Err() == nil {
+				r.c.log.Debug("group subscription ended; resubscribing", "err", err)
+				r.ring() // we may have missed an event
+				select {
+				case <-time.After(time.Second):
+				case <-gctx.Done():
+				}
+			}
+		}
+		return nil
+	})
+	var done error
+	g.Go(func() error {
+		err := r.loop(gctx)
+		if errors.Is(err, errFinished) {
+			done = errFinished
+			return errFinished // stops the helpers above
+		}
+		return err
+	})
+	err := g.Wait()
+	if done == nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.corrupt > 0:
+		return fmt.Errorf("%w: %d file(s) received by this member failed verification", ErrCorrupt, r.corrupt)
+	case r.failed > 0:
+		return fmt.Errorf("%w: %d file(s) could not be handled", ErrFailed, r.failed)
+	}
+	return nil
+}
+
+var errFinished = errors.New("batch finished")
+
+// loop reads the group's files stream and hands entries to workers.
+func (r *receiver) loop(ctx context.Context) error {
+	slots := make(chan struct{}, r.opt.Concurrency)
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	wctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+
+	pending := true // first hand out our own unacknowledged entries
+	lastClaim := time.Now()
+	for {
+		if err := context.Cause(wctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if r.opt.UntilEOF {
+			if fin, err := r.finished(ctx); err != nil {
+				return err
+			} else if fin {
+				return errFinished
+			}
+		}
+		// Take a free slot (waiting if all are busy), then any others free.
+		select {
+		case slots <- struct{}{}:
+		case <-wctx.Done():
+			continue
+		}
+		free := 1
+		for free < r.opt.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				free++
+				continue
+			default:
+			}
+			break
+		}
+		batch, err := r.next(ctx, free, &pending, &lastClaim)
+		if err != nil {
+			for range free {
+				<-slots
+			}
+			if errors.Is(err, store.ErrNoGroup) {
+				return fmt.Errorf("group %q no longer exists on channel %q (it was dropped, or the server lost its data): %w",
+					r.opt.Group, r.ch.Keys().Channel(), err)
+			}
+			return err
+		}
+		for _, a := range batch {
+			r.mu.Lock()
+			busy := r.inflight[a.Entry] || free == 0
+			if !busy {
+				r.inflight[a.Entry] = true
+			}
+			r.mu.Unlock()
+			if busy {
+				continue
+			}
+			free--
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				var once sync.Once
+				release := func() { once.Do(func() { <-slots }) }
+				defer release()
+				if err := r.work(wctx, a, release); err != nil {
+					stop(err)
+				}
+				r.mu.Lock()
+				delete(r.inflight, a.Entry)
+				r.mu.Unlock()
+			}()
+		}
+		for range free {
+			<-slots
+		}
+	}
+}
+
+// next returns up to n entries to handle: our own pending ones first, then
+// ones taken over from silent members, then new ones (blocking).
+func (r *receiver) next(ctx context.Context, n int, pending *bool, lastClaim *time.Time) ([]store.Announce, error) {
+	group, member := r.opt.Group, r.opt.Member
+	if *pending {
+		r.mu.Lock()
+		busy := len(r.inflight)
+		r.mu.Unlock()
+		batch, err := r.ch.ReadGroup(ctx, group, member, int64(n+busy), 0, true)
+		if err != nil {
+			return nil, err
+		}
+		batch = r.notInFlight(batch)
+		if len(batch) > 0 {
+			return batch, nil
+		}
+		*pending = false
+	}
+	if time.Since(*lastClaim) >= r.c.opt.Lease/2 {
+		*lastClaim = time.Now()
+		batch, err := r.ch.AutoClaim(ctx, group, member, r.c.opt.Lease, int64(n))
+		if err != nil {
+			return nil, err
+		}
+		if batch = r.notInFlight(batch); len(batch) > 0 {
+			return batch, nil
+		}
+	}
+	// Block for new entries; an ack by a group member interrupts the wait
+	// when an end-of-batch mark may have completed.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if r.opt.UntilEOF {
+		bell := r.waitBell()
+		go func() {
+			select {
+			case <-bell:
+				cancel()
+			case <-rctx.Done():
+			}
+		}()
+	}
+	batch, err := r.ch.ReadGroup(rctx, group, member, int64(n), r.c.opt.Lease/2, false)
+	if rctx.Err() != nil && ctx.Err() == nil {
+		// Interrupted: entries may have been delivered to us unseen.
+		*pending = true
+		return nil, nil
+	}
+	return batch, err
+}
+
+func (r *receiver) notInFlight(batch []store.Announce) []store.Announce {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := batch[:0]
+	for _, a := range batch {
+		if !r.inflight[a.Entry] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// finished reports whether the group has handled everything up to its
+// last end-of-batch mark and nothing after it.
+func (r *receiver) finished(ctx context.Context) (bool, error) {
+	gi, ok, err := r.ch.Group(ctx, r.opt.Group)
+	if err != nil || !ok {
+		return false, err
+	}
+	return gi.Mark != "" && gi.Pending == 0 && gi.LastDelivered == gi.Mark, nil
+}
+
+// work handles one entry. It returns an error only for failures that
+// should stop the whole receiver.
+func (r *receiver) work(ctx context.Context, a store.Announce, release func()) error {
+	group, member := r.opt.Group, r.opt.Member
+	var rec *wire.File
+	var err error
+	if a.ID != "" {
+		rec, err = r.ch.File(ctx, a.ID)
+	}
+	if a.ID == "" || errors.Is(err, store.ErrGone) {
+		// Released already (its other groups are done and ours was dropped
+		// and rejoined, or the data was lost): nothing to deliver.
+		_, err := r.ch.Ack(ctx, a.ID, a.Entry, group, member, "")
+		return err
+	}
+	if err != nil {
+		if errors.Is(err, wire.ErrMalformed) {
+			r.report(Result{File: FileInfo{Channel: r.ch.Keys().Channel(), ID: a.ID}, Err: corrupt(err), Attempts: 1})
+			r.count(corrupt(err))
+			_, err := r.ch.Ack(ctx, a.ID, a.Entry, group, member, "malformed record: "+err.Error())
+			return err
+		}
+		return err
+	}
+
+	// Hold the lease while we work: renew it, and stop if it is lost.
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var renewer sync.WaitGroup
+	defer renewer.Wait()
+	renewer.Add(1)
+	go func() {
+		defer renewer.Done()
+		t := time.NewTicker(r.c.opt.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				ok, err := r.ch.Renew(fctx, group, member, a.Entry)
+				if err == nil && !ok {
+					cancel(ErrLost)
+					return
+				}
+			case <-fctx.Done():
+				return
+			}
+		}
+	}()
+	defer cancel(nil) // stop the renewer before waiting for it
+
+	if rec.Kind == wire.KindMark {
+		release() // a mark waits without holding a slot
+		return r.mark(fctx, a)
+	}
+	return r.file(ctx, fctx, a)
+}
+
+// file runs the handler on a file, retrying, and acknowledges it.
+func (r *receiver) file(ctx, fctx context.Context, a store.Announce) error {
+	group, member := r.opt.Group, r.opt.Member
+	res := Result{File: FileInfo{Channel: r.ch.Keys().Channel(), ID: a.ID, Entry: a.Entry}}
+	var err error
+	for res.Attempts = 1; ; res.Attempts++ {
+		err = r.attempt(fctx, a, &res.File)
+		if err == nil || ctx.Err() != nil || errors.Is(context.Cause(fctx), ErrLost) || errors.Is(err, ErrLost) ||
+			errors.Is(err, ErrCorrupt) || errors.Is(err, ErrGone) || errors.Is(err, ErrAborted) ||
+			errors.Is(err, ErrUnavailable) || errors.Is(err, ErrAuth) || res.Attempts > r.opt.Retries {
+			break
+		}
+		r.c.log.Warn("handler failed; retrying", "file", res.File.Name, "attempt", res.Attempts, "err", err)
+		select {
+		case <-time.After(time.Duration(res.Attempts) * 500 * time.Millisecond):
+		case <-fctx.Done():
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil // not acknowledged: delivered again on restart
+	case errors.Is(context.Cause(fctx), ErrLost) || errors.Is(err, ErrLost):
+		res.Lost, res.Err = true, ErrLost
+		r.report(res)
+		return nil
+	case errors.Is(err, ErrUnavailable) || errors.Is(err, ErrAuth):
+		return err
+	}
+	reason := ""
+	if err != nil {
+		res.Err = &Error{Op: "receive", Channel: res.File.Channel, Name: res.File.Name, ID: a.ID, Err: err}
+		reason = err.Error()
+	}
+	out, aerr := r.ch.Ack(ctx, a.ID, a.Entry, group, member, reason)
+	if aerr != nil {
+		return aerr
+	}
+	if out == store.AckLost {
+		res.Lost, res.Err = true, ErrLost
+	} else if err != nil && !errors.Is(err, ErrAborted) {
+		r.count(err)
+	}
+	r.report(res)
+	return nil
+}
+
+// attempt opens the file and runs the handler once.
+func (r *receiver) attempt(ctx context.Context, a store.Announce, info *FileInfo) error {
+	f, err := r.c.open(ctx, r.ch, a.ID, r.opt.Group)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	f.member, f.entry = r.opt.Member, a.Entry
+	*info = f.FileInfo
+	if err := r.h(ctx, f); err != nil {
+		return err
+	}
+	// Verify whatever the handler left unread: the file is acknowledged
+	// only if all of it arrived intact.
+	if _, err := io.Copy(io.Discard, f); err != nil {
+		return err
+	}
+	*info = f.FileInfo
+	return nil
+}
+
+// mark completes an end-of-batch mark once every earlier file of the group
+// has been acknowledged.
+func (r *receiver) mark(ctx context.Context, a store.Announce) error {
+	for {
+		bell := r.waitBell()
+		n, err := r.ch.PendingBefore(ctx, r.opt.Group, a.Entry)
+		if err != nil {
+			return ignoreCancel(ctx, err)
+		}
+		if n == 0 {
+			_, err := r.ch.Ack(ctx, a.ID, a.Entry, r.opt.Group, r.opt.Member, "")
+			return ignoreCancel(ctx, err)
+		}
+		select {
+		case <-bell:
+		case <-time.After(2 * time.Second): // in case an event was missed
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func ignoreCancel(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (r *receiver) count(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if errors.Is(err, ErrCorrupt) {
+		r.corrupt++
+	} else {
+		r.failed++
+	}
+}
+
+func (r *receiver) report(res Result) {
+	if r.opt.OnResult != nil {
+		r.opt.OnResult(res)
+	}
+}

@@ -1,0 +1,363 @@
+package filecast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/filecast/filecast/internal/chunk"
+	"github.com/filecast/filecast/internal/store"
+	"github.com/filecast/filecast/internal/wire"
+)
+
+// Meta describes a file being sent.
+type Meta struct {
+	Name    string      // slash-separated relative path; see wire.CheckName
+	Mode    fs.FileMode // permission bits; default 0644
+	ModTime time.Time   // default: now
+}
+
+// FileInfo describes a file in a channel.
+type FileInfo struct {
+	Channel string
+	ID      string // unique within the channel
+	Name    string
+	Size    int64 // -1 while unknown
+	Mode    fs.FileMode
+	ModTime time.Time
+	Digest  string // XXH3-128 of the content, hex; empty until known
+	Resumed bool   // Send: an interrupted upload of the same name was continued
+	Entry   string // the announcing entry in the files stream
+}
+
+// SendFile sends the file at path under name (the base name if empty),
+// keeping its mode and modification time. See Send.
+func (c *Client) SendFile(ctx context.Context, channel, path, name string, opt SendOptions) (*FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{Op: "send", Channel: channel, Name: path, Err: fmt.Errorf("%w: %w", ErrUsage, err)}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, &Error{Op: "send", Channel: channel, Name: path, Err: err}
+	}
+	if st.IsDir() {
+		return nil, &Error{Op: "send", Channel: channel, Name: path, Err: fmt.Errorf("%w: is a directory", ErrUsage)}
+	}
+	if name == "" {
+		name = st.Name()
+	}
+	return c.Send(ctx, channel, f, Meta{Name: name, Mode: st.Mode().Perm(), ModTime: st.ModTime()}, opt)
+}
+
+// Send publishes the bytes of r to channel as one file. The file is
+// announced before its first chunk is stored, so receivers start reading
+// while Send still uploads; Send waits while the channel's budget is full.
+//
+// If an earlier Send of the same name to the same channel was interrupted
+// (killed, cancelled, or its connection lost for longer than RetryFor), Send
+// continues that upload: it re-reads r, checks that the bytes already
+// stored match, and stores only the rest, so receivers see one file. If
+// they do not match, the old upload is aborted and, when r is seekable, a
+// new one starts; otherwise Send fails with ErrAborted.
+//
+// On cancel Send returns ctx.Err() and leaves the upload resumable.
+// Errors are *Error wrapping ErrNoGroups, ErrBusy, ErrUsage, ErrFull,
+// ErrUnavailable, ErrAuth or the read error of r.
+func (c *Client) Send(ctx context.Context, channel string, r io.Reader, meta Meta, opt SendOptions) (*FileInfo, error) {
+	info, err := c.send(ctx, channel, r, meta, opt)
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		err = &Error{Op: "send", Channel: channel, Name: meta.Name, Err: err}
+	}
+	return info, err
+}
+
+func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Meta, opt SendOptions) (*FileInfo, error) {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := wire.CheckName(meta.Name); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if meta.Mode == 0 {
+		meta.Mode = 0o644
+	}
+	if meta.ModTime.IsZero() {
+		meta.ModTime = time.Now()
+	}
+	if opt.FlushIdle == 0 {
+		opt.FlushIdle = 150 * time.Millisecond
+	}
+	if opt.MaxBytes > 0 {
+		if err := c.SetBudget(ctx, channel, opt.MaxBytes); err != nil {
+			return nil, err
+		}
+	}
+	if err := ch.Register(ctx); err != nil {
+		return nil, err
+	}
+	token := c.token()
+	defer c.abandon(token)
+	rec := wire.File{Kind: wire.KindFile, Name: meta.Name, Mode: meta.Mode, ModTime: meta.ModTime,
+		ChunkSize: c.opt.ChunkSize, Sender: token}
+	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
+
+	u := &upload{c: c, ch: ch, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(), opt: opt}
+	for attempt := 0; ; attempt++ {
+		res, err := c.begin(ctx, ch, &rec)
+		if err != nil {
+			return nil, err
+		}
+		u.id, info.ID, info.Entry = res.ID, res.ID, res.Entry
+		if res.Status == store.BeginNew {
+			break
+		}
+		ok, err := u.resume(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			info.Resumed = true
+			break
+		}
+		// The source changed since the interrupted upload: it was aborted.
+		s, seekable := r.(io.Seeker)
+		if !seekable || attempt > 0 {
+			return nil, fmt.Errorf("%w: the input differs from the interrupted upload of %s, which was aborted; send it again", ErrAborted, meta.Name)
+		}
+		if _, err := s.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		u.hash, u.size, u.seq = chunk.NewHasher(), 0, 0
+	}
+	if err := u.run(ctx, c.source(r, u.pool, opt.FlushIdle)); err != nil {
+		return nil, err
+	}
+	info.Size, info.Digest = u.size, u.hash.Sum().String()
+	if _, err := ch.Complete(ctx, u.id, u.size, u.hash.Sum()); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// begin announces rec, taking over the upload of a dead sender on this host.
+func (c *Client) begin(ctx context.Context, ch store.Channel, rec *wire.File) (store.BeginResult, error) {
+	takeover := false
+	for {
+		res, err := ch.Begin(ctx, store.BeginArgs{ID: newID(), Name: rec.Name, Kind: rec.Kind, Sender: rec.Sender,
+			Stale: c.opt.Lease, Takeover: takeover, Fields: rec.Fields()})
+		if err != nil {
+			return res, err
+		}
+		switch res.Status {
+		case store.BeginNew, store.BeginResume:
+			return res, nil
+		case store.BeginNoGroups:
+			return res, fmt.Errorf("%w %s: start a receiver first (filecast recv %s --group NAME); groups get only files sent after they join",
+				ErrNoGroups, ch.Keys().Channel(), ch.Keys().Channel())
+		case store.BeginBusy:
+			if !takeover && c.deadOnThisHost(res.Sender) {
+				takeover = true
+				continue
+			}
+			return res, fmt.Errorf("%w: %s is being uploaded by %s (last seen %v ago); wait for it, or for it to go silent for %v",
+				ErrBusy, rec.Name, res.Sender, res.Age.Round(time.Millisecond), c.opt.Lease)
+		}
+		// BeginCollision: a fresh random id was taken; draw another.
+	}
+}
+
+// source picks how to cut r into chunks: regular files are read whole,
+// anything else is cut when it goes idle.
+func (c *Client) source(r io.Reader, pool *chunk.Pool, idle time.Duration) chunk.Source {
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			return chunk.NewFull(r, pool)
+		}
+	}
+	return chunk.NewIdle(r, pool, idle)
+}
+
+// upload stores the chunks of one file.
+type upload struct {
+	c    *Client
+	ch   store.Channel
+	id   string
+	pool *chunk.Pool
+	hash *chunk.Hasher
+	opt  SendOptions
+	seq  int64 // chunks committed
+	size int64 // bytes read from the source so far
+}
+
+// resume continues the upload u.id: it re-reads the committed chunks from r
+// and checks them. It reports false if r differs (the upload is aborted).
+func (u *upload) resume(ctx context.Context, r io.Reader) (bool, error) {
+	n, err := u.ch.Resume(ctx, u.id)
+	if err != nil {
+		return false, err
+	}
+	entries, err := u.ch.Index(ctx, u.id, 1, n, wire.MaxChunkSize)
+	if err != nil {
+		return false, err
+	}
+	buf := make([]byte, u.c.opt.ChunkSize)
+	for _, e := range entries {
+		if e.Kind != wire.ChunkEntry || e.Len > len(buf) {
+			break
+		}
+		m, err := io.ReadFull(r, buf[:e.Len])
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return false, err
+		}
+		if m != e.Len || chunk.Sum(buf[:m]) != e.Digest {
+			u.c.log.Info("source changed since the interrupted upload; aborting it", "id", u.id, "chunk", e.Seq)
+			return false, u.ch.Abort(ctx, u.id, fmt.Sprintf("source changed at chunk %d; sent again as a new file", e.Seq))
+		}
+		u.hash.Write(buf[:m])
+		u.size += int64(m)
+		u.seq = e.Seq
+	}
+	u.c.log.Info("resuming upload", "id", u.id, "chunks", u.seq, "bytes", u.size)
+	return true, nil
+}
+
+// stored is one chunk on its way into Redis.
+type stored struct {
+	seq  int64
+	buf  []byte
+	sum  wire.Digest
+	err  error
+	done chan struct{}
+}
+
+// run reads src to its end and stores every chunk: up to ReadAhead SETs in
+// flight, committed to the index strictly in order.
+func (u *upload) run(ctx context.Context, src chunk.Source) error {
+	if s, ok := src.(interface{ Close() }); ok {
+		defer s.Close()
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	queue := make(chan *stored, u.c.opt.ReadAhead)
+	g.Go(func() error { return u.commit(gctx, queue) })
+	g.Go(func() error { return u.beat(gctx) })
+	readErr := func() error {
+		defer close(queue)
+		for {
+			buf, err := src.Next(gctx)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			u.hash.Write(buf)
+			u.size += int64(len(buf))
+			u.seq++
+			s := &stored{seq: u.seq, buf: buf, done: make(chan struct{})}
+			if err := u.reserve(gctx, s.seq, len(buf)); err != nil {
+				return err
+			}
+			select {
+			case queue <- s:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			g.Go(func() error {
+				defer close(s.done)
+				s.sum = chunk.Sum(s.buf)
+				s.err = u.ch.PutChunk(gctx, u.id, s.seq, s.buf)
+				return s.err
+			})
+		}
+	}()
+	err := g.Wait()
+	if readErr != nil && (ctx.Err() != nil || !errors.Is(readErr, context.Canceled)) {
+		err = readErr // else the reader only saw the cancel caused by err
+	}
+	if err == nil || errors.Is(err, errDone) {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+var errDone = errors.New("upload done")
+
+// reserve waits until the channel's budget has room for n more bytes.
+func (u *upload) reserve(ctx context.Context, seq int64, n int) error {
+	for {
+		ok, after, err := u.ch.Reserve(ctx, u.id, seq, n, DefaultMaxBytes)
+		if err != nil || ok {
+			return err
+		}
+		// Wake on the next "bytes freed" event; re-check at least every
+		// second in case the event stream was trimmed or the server restarted.
+		if err := u.ch.WaitEvent(ctx, after, time.Second); err != nil {
+			return err
+		}
+	}
+}
+
+// commit publishes stored chunks in order and recycles their buffers.
+func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
+	var committed int64
+	for s := range queue {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if s.err != nil {
+			return s.err
+		}
+		if err := u.ch.Commit(ctx, u.id, s.seq, len(s.buf), s.sum); err != nil {
+			return err
+		}
+		committed += int64(len(s.buf))
+		u.pool.Put(s.buf)
+		if u.opt.Progress != nil {
+			u.opt.Progress(committed)
+		}
+	}
+	return errDone // stops the heartbeat
+}
+
+// beat keeps the upload's heartbeat fresh while the source is slow.
+func (u *upload) beat(ctx context.Context) error {
+	t := time.NewTicker(u.c.opt.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := u.ch.Beat(ctx, u.id); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// SendEOF marks the end of a batch on channel: a receiver running with
+// ReceiveOptions.UntilEOF returns once its group has handled every file
+// sent before the mark.
+func (c *Client) SendEOF(ctx context.Context, channel string) error {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return err
+	}
+	rec := wire.File{Kind: wire.KindMark, Sender: c.token()}
+	_, err = c.begin(ctx, ch, &rec)
+	return err
+}
