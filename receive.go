@@ -186,6 +186,10 @@ func (r *receiver) run(ctx context.Context) error {
 
 var errFinished = errors.New("batch finished")
 
+// maxEventGap bounds how long a member waiting for an end-of-batch relies
+// on group events alone (pub/sub may miss one around a reconnect).
+const maxEventGap = 2 * time.Second
+
 // loop reads the group's files stream and hands entries to workers.
 func (r *receiver) loop(ctx context.Context) error {
 	slots := make(chan struct{}, r.opt.Concurrency)
@@ -203,6 +207,7 @@ func (r *receiver) loop(ctx context.Context) error {
 			}
 			return err
 		}
+		bell := r.waitBell() // before the check, so no event slips between
 		if r.opt.UntilEOF {
 			if fin, err := r.finished(ctx); err != nil {
 				return err
@@ -226,7 +231,7 @@ func (r *receiver) loop(ctx context.Context) error {
 			}
 			break
 		}
-		batch, err := r.next(ctx, free, &pending, &lastClaim)
+		batch, err := r.next(ctx, free, &pending, &lastClaim, bell)
 		if err != nil {
 			for range free {
 				<-slots
@@ -270,7 +275,7 @@ func (r *receiver) loop(ctx context.Context) error {
 
 // next returns up to n entries to handle: our own pending ones first, then
 // ones taken over from silent members, then new ones (blocking).
-func (r *receiver) next(ctx context.Context, n int, pending *bool, lastClaim *time.Time) ([]store.Announce, error) {
+func (r *receiver) next(ctx context.Context, n int, pending *bool, lastClaim *time.Time, bell <-chan struct{}) ([]store.Announce, error) {
 	group, member := r.opt.Group, r.opt.Member
 	if *pending {
 		r.mu.Lock()
@@ -301,7 +306,6 @@ func (r *receiver) next(ctx context.Context, n int, pending *bool, lastClaim *ti
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if r.opt.UntilEOF {
-		bell := r.waitBell()
 		go func() {
 			select {
 			case <-bell:
@@ -310,7 +314,13 @@ func (r *receiver) next(ctx context.Context, n int, pending *bool, lastClaim *ti
 			}
 		}()
 	}
-	batch, err := r.ch.ReadGroup(rctx, group, member, int64(n), r.c.opt.Lease/2, false)
+	// The block ends at the next lease check, and in UntilEOF mode after at
+	// most maxEventGap, in case a group event came before our subscription.
+	block := r.c.opt.Lease / 2
+	if r.opt.UntilEOF {
+		block = min(block, maxEventGap)
+	}
+	batch, err := r.ch.ReadGroup(rctx, group, member, int64(n), block, false)
 	if rctx.Err() != nil && ctx.Err() == nil {
 		// Interrupted: entries may have been delivered to us unseen.
 		*pending = true
@@ -476,11 +486,12 @@ func (r *receiver) mark(ctx context.Context, a store.Announce) error {
 		}
 		if n == 0 {
 			_, err := r.ch.Ack(ctx, a.ID, a.Entry, r.opt.Group, r.opt.Member, "")
+			r.ring() // our own loop may not hear the group event yet
 			return ignoreCancel(ctx, err)
 		}
 		select {
 		case <-bell:
-		case <-time.After(2 * time.Second): // in case an event was missed
+		case <-time.After(maxEventGap): // in case an event was missed
 		case <-ctx.Done():
 			return nil
 		}
