@@ -289,3 +289,14 @@ func num(m map[string]rueidis.RedisMessage, k string) int64 {
 	n, _ := v.AsInt64()
 	return n
 }
+
+// Waiting lists the groups that must still acknowledge file id.
+func (ch Channel) Waiting(ctx context.Context, id string) ([]string, error) {
+	var out []string
+	fk := ch.k.File(id)
+	err := ch.c.retry(ctx, "read waiting groups", func(ctx context.Context) (err error) {
+		out, err = ch.c.rc.Do(ctx, ch.b().Sdiff().Key(fk+":need", fk+":acks").Build()).AsStrSlice()
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,59 @@
+// Command filecast distributes files to many machines through Redis.
+//
+// Run "filecast --help" for the commands; README.md has examples.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/filecast/filecast"
+)
+
+// Exit codes: scripts can branch on them (documented in README.md).
+const (
+	exitOK          = 0
+	exitError       = 1   // any other failure
+	exitUsage       = 2   // bad flags, arguments or options
+	exitIntegrity   = 3   // a file failed its integrity check
+	exitUnavailable = 4   // Redis unreachable, refused the credentials, or is unsafe
+	exitInterrupted = 130 // SIGINT or SIGTERM
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	interrupted := ctx.Err() != nil
+	stop()
+	os.Exit(report(err, interrupted))
+}
+
+// report prints err as one line and returns the exit code for it.
+func report(err error, interrupted bool) int {
+	if err == nil {
+		return exitOK
+	}
+	code := exitError
+	switch {
+	case interrupted || errors.Is(err, context.Canceled):
+		code = exitInterrupted
+		err = fmt.Errorf("interrupted; run the same command again to resume")
+	case errors.As(err, new(usageError)) || errors.Is(err, filecast.ErrUsage):
+		code = exitUsage
+	case errors.Is(err, filecast.ErrCorrupt):
+		code = exitIntegrity
+	case errors.Is(err, filecast.ErrUnavailable), errors.Is(err, filecast.ErrAuth), errors.Is(err, filecast.ErrEviction):
+		code = exitUnavailable
+	}
+	fmt.Fprintf(os.Stderr, "filecast: %v\n", err)
+	return code
+}
+
+// usageError marks a command-line mistake (exit 2).
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }

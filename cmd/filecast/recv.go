@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/filecast/filecast"
+)
+
+type recvOptions struct {
+	group, member string
+	dir, exec     string
+	stdout        bool
+	untilEOF      bool
+	decompress    bool
+	concurrency   int
+	retries       int
+	json          bool
+}
+
+func newRecv(g *globals) *cobra.Command {
+	o := &recvOptions{}
+	cmd := &cobra.Command{
+		Use:   "recv CHANNEL --group GROUP (--dir DIR | --exec CMD | --stdout)",
+		Short: "Receive files from a channel as a member of a group",
+		Long: `Receive the files of CHANNEL as a member of GROUP, processing each one while
+it is still arriving. Every group gets every file sent after it first
+joined, even while none of its members runs; the members of one group share
+the files, each file going to one member.
+
+A file is acknowledged only after it was handled successfully and all of it
+passed its integrity checks; otherwise it is retried, and after --retries
+more attempts recorded as failed (see "filecast status"). A member that is
+killed gets its unfinished files again when it restarts with the same
+--member name; a member silent for longer than --lease loses them to
+another member of its group.
+
+Outputs (choose one):
+  --dir DIR    write each file under DIR at its name, via a hidden partial
+               file that becomes visible (renamed) only once complete and
+               verified; mode and mtime restored. A restarted receiver
+               resumes a partial file where it stopped.
+  --exec CMD   run CMD with sh -c once per file, the bytes on its stdin as
+               they arrive; FILECAST_NAME, FILECAST_SIZE, FILECAST_ID,
+               FILECAST_CHANNEL and FILECAST_GROUP are set. Exit status 0
+               acknowledges the file.
+  --stdout     write each file's bytes to stdout, one file after another.`,
+		Example: `  # keep a directory in sync with what is sent to "configs"
+  filecast recv configs --group web-01 --dir /etc/app/incoming
+
+  # two workers share the files of group "ingest", gunzipping on the fly
+  filecast recv logs --group ingest --member w1 --decompress --exec 'wc -l'
+  filecast recv logs --group ingest --member w2 --decompress --exec 'wc -l'
+
+  # process one batch and exit (0 = all done, 3 = integrity failure)
+  filecast recv datasets --group train --dir ./data --until-eof`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("recv needs exactly one CHANNEL (see filecast recv --help)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRecv(cmd.Context(), g, o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.group, "group", "g", "", "receiver group to join (required)")
+	f.StringVar(&o.member, "member", "", "this member's name within the group (default: host name)")
+	f.StringVar(&o.dir, "dir", "", "write files under this directory")
+	f.StringVar(&o.exec, "exec", "", "run this shell command once per file, the file on its stdin")
+	f.BoolVar(&o.stdout, "stdout", false, "write the files' bytes to stdout")
+	f.BoolVar(&o.untilEOF, "until-eof", false, "exit once the group has handled everything before an end-of-batch mark (send --eof)")
+	f.BoolVar(&o.decompress, "decompress", false, "decode gzip and zstd content (by its magic bytes); --dir drops a .gz/.zst suffix")
+	f.IntVar(&o.concurrency, "concurrency", 1, "files handled at once")
+	f.IntVar(&o.retries, "retries", 2, "more attempts on a file whose handling failed before it is recorded as failed")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per file outcome (on stdout; on stderr with --stdout)")
+	return cmd
+}
+
+func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, stdout, stderr io.Writer) error {
+	if o.group == "" {
+		return usagef("recv needs --group NAME: the receiver group this member belongs to")
+	}
+	outputs := 0
+	for _, set := range []bool{o.dir != "", o.exec != "", o.stdout} {
+		if set {
+			outputs++
+		}
+	}
+	if outputs != 1 {
+		return usagef("recv needs exactly one of --dir DIR, --exec CMD or --stdout")
+	}
+	if o.concurrency < 1 {
+		return usagef("--concurrency must be at least 1")
+	}
+	if o.retries < 0 {
+		return usagef("--retries must not be negative")
+	}
+	var s sink
+	switch {
+	case o.dir != "":
+		d, err := newDirSink(o.dir, o.member, o.decompress)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		s = d
+	case o.exec != "":
+		s = &execSink{command: o.exec, channel: channel, group: o.group, decompress: o.decompress, stdout: stdout, stderr: stderr}
+	default:
+		s = &stdoutSink{w: stdout, decompress: o.decompress}
+		o.concurrency = 1 // one file after another
+	}
+	c, err := g.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	out := stdout
+	if o.stdout {
+		out = stderr
+	}
+	var mu sync.Mutex
+	enc := json.NewEncoder(out)
+	onResult := func(r filecast.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		if o.json {
+			m := map[string]any{"channel": channel, "group": o.group, "id": r.File.ID, "name": r.File.Name,
+				"size": r.File.Size, "digest": r.File.Digest, "attempts": r.Attempts, "ok": r.Err == nil, "lost": r.Lost}
+			if r.Err != nil {
+				m["error"] = r.Err.Error()
+			}
+			enc.Encode(m)
+			return
+		}
+		switch {
+		case r.Lost:
+			fmt.Fprintf(stderr, "skipped %s: taken over by another member after this one went silent\n", r.File.Name)
+		case r.Err != nil:
+			fmt.Fprintf(stderr, "FAILED %s after %d attempt(s): %v\n", r.File.Name, r.Attempts, r.Err)
+		default:
+			fmt.Fprintf(stderr, "received %s  %s\n", r.File.Name, human(r.File.Size))
+		}
+	}
+	start := time.Now()
+	err = c.Receive(ctx, channel, s.handle, filecast.ReceiveOptions{Group: o.group, Member: o.member,
+		Concurrency: o.concurrency, UntilEOF: o.untilEOF, Retries: o.retries, OnResult: onResult})
+	if err == nil && o.untilEOF && !o.json {
+		fmt.Fprintf(stderr, "end of batch on %s for group %s after %v\n", channel, o.group, time.Since(start).Round(time.Millisecond))
+	}
+	if errors.Is(err, filecast.ErrFailed) {
+		return fmt.Errorf("%w (see above, or filecast status %s)", err, channel)
+	}
+	return err
+}
+
+// sink is where received files go.
+type sink interface {
+	handle(ctx context.Context, f *filecast.File) error
+}
+
+// stdoutSink writes the files' bytes to w, one after another.
+type stdoutSink struct {
+	w          io.Writer
+	decompress bool
+}
+
+func (s *stdoutSink) handle(ctx context.Context, f *filecast.File) error {
+	r, done, err := input(f, s.decompress)
+	if err != nil {
+		return err
+	}
+	defer done()
+	_, err = io.Copy(s.w, r)
+	if errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return err
+}
+
+// input returns the reader a sink consumes: the file, decoded if asked.
+func input(f *filecast.File, decompress bool) (io.Reader, func(), error) {
+	if !decompress {
+		return f, func() {}, nil
+	}
+	return filecast.Decompress(f)
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/filecast/filecast"
+)
+
+// globals are the flags every command takes.
+type globals struct {
+	redis         string
+	caFile        string
+	prefix        string
+	verbose       int
+	allowEviction bool
+	lease         time.Duration
+	chunkSize     string
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "filecast",
+		Short: "Distribute files to many machines through Redis",
+		Long: `filecast moves files from one machine to many through a Redis server.
+
+A sender publishes files, directories or stdin to a channel. Receivers join
+the channel as groups: every group gets every file sent after it joined,
+even if it was offline at the time, and the members of one group share the
+files. Receivers process each file while it is still arriving (write it to a
+directory, pipe it into a command, or print it), with integrity checks,
+resume after failures, a memory budget in Redis, and cleanup once every
+group is done.
+
+Redis is found with --redis, else $FILECAST_REDIS, else $REDIS_URL, else
+redis://127.0.0.1:6379/0. URLs: redis://[user:password@]host:port/db,
+rediss://… for TLS, unix:///path/to/redis.sock.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
+4 Redis unreachable, refused the credentials or may evict data,
+130 interrupted.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&g.redis, "redis", "", "Redis URL (default $FILECAST_REDIS, $REDIS_URL, redis://127.0.0.1:6379/0)")
+	f.StringVar(&g.caFile, "ca-file", "", "PEM file of CA certificates to trust for rediss://")
+	f.StringVar(&g.prefix, "prefix", "fc", "prefix of every Redis key filecast uses")
+	f.CountVarP(&g.verbose, "verbose", "v", "log what happens (-vv for debug detail)")
+	f.BoolVar(&g.allowEviction, "allow-eviction", false, "run even if Redis may evict keys (maxmemory-policy allkeys-*), which can lose data")
+	f.DurationVar(&g.lease, "lease", 30*time.Second, "how long a silent receiver or sender keeps its claim on a file")
+	f.StringVar(&g.chunkSize, "chunk-size", "", "largest chunk stored in Redis (default 1MiB-64)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g))
+	return root
+}
+
+// url returns the Redis URL: the flag, then the environment, then the default.
+func (g *globals) url() string {
+	for _, u := range []string{g.redis, os.Getenv("FILECAST_REDIS"), os.Getenv("REDIS_URL")} {
+		if u != "" {
+			return u
+		}
+	}
+	return filecast.DefaultURL
+}
+
+// client connects with the global options.
+func (g *globals) client(ctx context.Context) (*filecast.Client, error) {
+	opt := filecast.Options{URL: g.url(), CAFile: g.caFile, Prefix: g.prefix, Lease: g.lease,
+		AllowEviction: g.allowEviction, Logger: g.logger()}
+	if g.chunkSize != "" {
+		n, err := parseSize(g.chunkSize)
+		if err != nil {
+			return nil, usagef("--chunk-size: %v", err)
+		}
+		opt.ChunkSize = int(n)
+	}
+	return filecast.New(ctx, opt)
+}
+
+func (g *globals) logger() *slog.Logger {
+	level := slog.LevelWarn
+	switch {
+	case g.verbose >= 2:
+		level = slog.LevelDebug
+	case g.verbose == 1:
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// exactArgs is cobra.MinimumNArgs with a usage error.
+func minArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usagef("%s needs %s (see %s --help)", cmd.CommandPath(), what, cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usagef("%s takes at most %d argument(s), got %d (see %s --help)", cmd.CommandPath(), n, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+// human formats a byte count.
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

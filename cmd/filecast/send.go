@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/filecast/filecast"
+)
+
+type sendOptions struct {
+	name     string
+	eof      bool
+	maxBytes string
+	json     bool
+}
+
+func newSend(g *globals) *cobra.Command {
+	o := &sendOptions{}
+	cmd := &cobra.Command{
+		Use:   "send CHANNEL PATH...",
+		Short: "Publish files, directories or stdin to a channel",
+		Long: `Publish files to CHANNEL. Each file is announced before its first chunk is
+stored, so receivers start processing it while it is still uploading.
+
+A directory is sent recursively; each file's name is its slash-separated
+path relative to that directory. "-" reads stdin (name it with --name);
+input that arrives slowly is stored after 150 ms without new bytes, so
+receivers see it within a fraction of a second. Mode and modification time
+are kept.
+
+The channel holds at most --max-bytes of file data in Redis; the sender
+waits while it is full, and a file larger than the budget streams through
+it. If a send is interrupted, running the same command again continues the
+unfinished upload instead of starting a second copy.
+
+At least one receiver group must have joined the channel: groups get only
+files sent after they joined.`,
+		Example: `  # send a file and a directory to channel "logs"
+  filecast send logs /var/log/app.log /var/log/nginx
+
+  # stream a command's output; receivers see it as it is produced
+  tail -F /var/log/app.log | filecast send logs - --name app.live.log
+
+  # send a batch and mark its end for "recv --until-eof"
+  filecast send --eof --max-bytes 256MiB datasets ./shards`,
+		Args: minArgs(2, "a CHANNEL and at least one PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSend(cmd.Context(), g, o, args[0], args[1:], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.name, "name", "", "name of the file read from stdin (\"-\")")
+	f.BoolVar(&o.eof, "eof", false, "mark the end of a batch after these files (see recv --until-eof)")
+	f.StringVar(&o.maxBytes, "max-bytes", "", "budget: most file data the channel may hold in Redis (default: keep the channel's, else 1GiB)")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per file sent on stdout")
+	return cmd
+}
+
+// sendItem is one file to send.
+type sendItem struct {
+	path, name string
+}
+
+func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
+	var opt filecast.SendOptions
+	if o.maxBytes != "" {
+		n, err := parseSize(o.maxBytes)
+		if err != nil {
+			return usagef("--max-bytes: %v", err)
+		}
+		opt.MaxBytes = n
+	}
+	// Check every path before sending anything.
+	var items []sendItem
+	for _, p := range paths {
+		if p == "-" {
+			if o.name == "" {
+				return usagef("stdin (\"-\") needs a name: add --name NAME")
+			}
+			items = append(items, sendItem{path: "-", name: o.name})
+			continue
+		}
+		found, err := expand(p)
+		if err != nil {
+			return err
+		}
+		items = append(items, found...)
+	}
+	if o.name != "" && !contains(paths, "-") {
+		return usagef("--name applies only to stdin (\"-\")")
+	}
+	c, err := g.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	enc := json.NewEncoder(stdout)
+	for _, it := range items {
+		start := time.Now()
+		var info *filecast.FileInfo
+		if it.path == "-" {
+			info, err = c.Send(ctx, channel, os.Stdin, filecast.Meta{Name: it.name}, opt)
+		} else {
+			info, err = c.SendFile(ctx, channel, it.path, it.name, opt)
+		}
+		if err != nil {
+			return err
+		}
+		elapsed := time.Since(start)
+		if o.json {
+			enc.Encode(map[string]any{"channel": channel, "id": info.ID, "name": info.Name, "size": info.Size,
+				"digest": info.Digest, "resumed": info.Resumed, "seconds": elapsed.Seconds()})
+		} else {
+			resumed := ""
+			if info.Resumed {
+				resumed = " (resumed)"
+			}
+			fmt.Fprintf(stderr, "sent %s  %s in %v, %s/s%s\n", info.Name, human(info.Size), elapsed.Round(time.Millisecond),
+				human(int64(float64(info.Size)/max(elapsed.Seconds(), 1e-6))), resumed)
+		}
+	}
+	if o.eof {
+		if err := c.SendEOF(ctx, channel); err != nil {
+			return err
+		}
+		if !o.json {
+			fmt.Fprintf(stderr, "marked end of batch on %s\n", channel)
+		}
+	}
+	return nil
+}
+
+// expand lists the regular files at path: the file itself, or every file
+// below a directory, named relative to it.
+func expand(path string) ([]sendItem, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("cannot send %s: %w", path, errors.Unwrap(err))}
+	}
+	if !st.IsDir() {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("cannot send %s: %w", path, errors.Unwrap(err))}
+		}
+		f.Close()
+		return []sendItem{{path: path, name: filepath.Base(path)}}, nil
+	}
+	var items []sendItem
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return usageError{fmt.Errorf("cannot send %s: %w", p, errors.Unwrap(err))}
+		}
+		if d.IsDir() {
+			return nil
+		}
+		st, err := os.Stat(p) // follows symlinks to files
+		if err != nil || !st.Mode().IsRegular() {
+			return nil // sockets, devices, dangling links: nothing to send
+		}
+		rel, err := filepath.Rel(path, p)
+		if err != nil {
+			return err
+		}
+		items = append(items, sendItem{path: p, name: filepath.ToSlash(rel)})
+		return nil
+	})
+	return items, err
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
