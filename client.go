@@ -20,11 +20,11 @@ import (
 // Client publishes and receives files through one Redis server. It is safe
 // for concurrent use; Close it when done.
 type Client struct {
-	st     *store.Client
-	opt    Options
-	log    *slog.Logger
-	host   string
-	pid    string
+	st   *store.Client
+	opt  Options
+	log  *slog.Logger
+	host string
+	pid  string
 
 	mu        sync.Mutex
 	abandoned map[string]bool // tokens of this process's calls that returned

@@ -64,14 +64,19 @@ func newCollector() *collector {
 }
 
 func (c *collector) handle(ctx context.Context, f *filecast.File) error {
-	b, err := io.ReadAll(f)
+	return c.read(f.Name, f)
+}
+
+// read keeps everything r yields under name.
+func (c *collector) read(name string, r io.Reader) error {
+	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.files[f.Name] = b
-	c.count[f.Name]++
+	c.files[name] = b
+	c.count[name]++
 	return nil
 }
 

@@ -183,7 +183,7 @@ func (s *Idle) Next(ctx context.Context) ([]byte, error) {
 	for s.n < len(s.cur) && s.err == nil {
 		if len(s.rest.b) == 0 && s.rest.buf != nil {
 			s.spare <- s.rest.buf
-			s.rest = piece{}
+			s.rest = piece{err: s.rest.err} // the error comes after the data
 		}
 		if len(s.rest.b) > 0 {
 			c := copy(s.cur[s.n:], s.rest.b)

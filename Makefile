@@ -1,0 +1,31 @@
+# filecast — see README.md. Every target works on a fresh Debian/Ubuntu
+# machine with Go: redis-server is installed when missing.
+GO ?= go
+
+.PHONY: all build demo test vet fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/filecast ./cmd/filecast
+
+## demo: the book's job — logs to three receiver groups on a private Redis
+demo:
+	@bash scripts/ensure-redis.sh
+	@bash scripts/demo.sh
+
+## test: vet plus the whole suite with the race detector, against real redis-server
+test:
+	@bash scripts/ensure-redis.sh
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+## fuzz: run each fuzz target for a while (FUZZTIME=30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzCheckName -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParseFile -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,94 @@
+package chunk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+func collect(t *testing.T, src Source, pool *Pool) ([][]byte, error) {
+	t.Helper()
+	var out [][]byte
+	for {
+		b, err := src.Next(context.Background())
+		if err != nil {
+			return out, err
+		}
+		out = append(out, append([]byte(nil), b...))
+		pool.Put(b)
+	}
+}
+
+func TestFullCutsWholeChunks(t *testing.T) {
+	pool := NewPool(10, 2)
+	data := []byte("0123456789abcdefghij12345")
+	got, err := collect(t, NewFull(iotest.OneByteReader(bytes.NewReader(data)), pool), pool)
+	if !errors.Is(err, io.EOF) {
+		t.Fatalf("err = %v, want io.EOF", err)
+	}
+	want := []string{"0123456789", "abcdefghij", "12345"}
+	if len(got) != len(want) {
+		t.Fatalf("got %d chunks, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Errorf("chunk %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestIdleFlushesSlowInput(t *testing.T) {
+	pool := NewPool(1<<20, 2)
+	pr, pw := io.Pipe()
+	src := NewIdle(pr, pool, 20*time.Millisecond)
+	defer src.Close()
+	go pw.Write([]byte("first"))
+	start := time.Now()
+	b, err := src.Next(context.Background())
+	if err != nil || string(b) != "first" {
+		t.Fatalf("Next = %q, %v; want the partial chunk %q", b, err, "first")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("partial chunk took %v", d)
+	}
+	pool.Put(b)
+	go func() { pw.Write([]byte("second")); pw.Close() }()
+	b, err = src.Next(context.Background())
+	if err != nil || string(b) != "second" {
+		t.Fatalf("Next = %q, %v; want %q", b, err, "second")
+	}
+	pool.Put(b)
+	if _, err := src.Next(context.Background()); !errors.Is(err, io.EOF) {
+		t.Fatalf("at end: %v, want io.EOF", err)
+	}
+}
+
+// A read error that comes with the last bytes must not be taken for EOF.
+func TestIdleKeepsReadError(t *testing.T) {
+	pool := NewPool(1<<20, 2)
+	boom := errors.New("boom")
+	r := iotest.DataErrReader(io.MultiReader(bytes.NewReader([]byte("data")), iotest.ErrReader(boom)))
+	src := NewIdle(r, pool, time.Hour)
+	defer src.Close()
+	got, err := collect(t, src, pool)
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want %v", err, boom)
+	}
+	if len(got) != 1 || string(got[0]) != "data" {
+		t.Errorf("chunks = %q, want [data]", got)
+	}
+}
+
+func TestHasherMatchesSum(t *testing.T) {
+	data := bytes.Repeat([]byte("abc"), 100000)
+	h := NewHasher()
+	h.Write(data[:1000])
+	h.Write(data[1000:])
+	if h.Sum() != Sum(data) {
+		t.Error("streaming digest differs from one-shot digest")
+	}
+}
