@@ -81,7 +81,7 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 	}
 	defer func() {
 		c.abandon(r.token)
-		ch.ReleaseMember(context.WithoutCancel(ctx), opt.Group, opt.Member)
+		ch.ReleaseMember(context.WithoutCancel(ctx), opt.Group, opt.Member, r.token)
 	}()
 	return r.run(ctx)
 }

@@ -201,6 +201,13 @@ type upload struct {
 // resume continues the upload u.id: it re-reads the committed chunks from r
 // and checks them. It reports false if r differs (the upload is aborted).
 func (u *upload) resume(ctx context.Context, r io.Reader) (bool, error) {
+	rec, err := u.ch.File(ctx, u.id)
+	if err != nil {
+		return false, corrupt(err)
+	}
+	if rec.ChunkSize != u.c.opt.ChunkSize {
+		return false, u.ch.Abort(ctx, u.id, fmt.Sprintf("resumed with chunk size %d instead of %d; sent again as a new file", u.c.opt.ChunkSize, rec.ChunkSize))
+	}
 	n, err := u.ch.Resume(ctx, u.id)
 	if err != nil {
 		return false, err
@@ -212,7 +219,7 @@ func (u *upload) resume(ctx context.Context, r io.Reader) (bool, error) {
 	buf := make([]byte, u.c.opt.ChunkSize)
 	for _, e := range entries {
 		if e.Kind != wire.ChunkEntry || e.Len > len(buf) {
-			break
+			return false, u.ch.Abort(ctx, u.id, fmt.Sprintf("index entry %d unusable for resume; sent again as a new file", e.Seq))
 		}
 		m, err := io.ReadFull(r, buf[:e.Len])
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
@@ -322,6 +329,9 @@ func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
 			return s.err
 		}
 		if err := u.ch.Commit(ctx, u.id, s.seq, len(s.buf), s.sum); err != nil {
+			if errors.Is(err, store.ErrGone) {
+				u.drain(ctx, queue) // commit deletes the chunks stored after the abort
+			}
 			return err
 		}
 		committed += int64(len(s.buf))
@@ -331,6 +341,17 @@ func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
 		}
 	}
 	return errDone // stops the heartbeat
+}
+
+// drain waits for the stores still in flight after the upload was aborted
+// and lets commit delete what they stored, so no chunk key is left behind.
+func (u *upload) drain(ctx context.Context, queue <-chan *stored) {
+	for s := range queue {
+		<-s.done
+		if s.err == nil {
+			u.ch.Commit(ctx, u.id, s.seq, len(s.buf), s.sum)
+		}
+	}
 }
 
 // beat keeps the upload's heartbeat fresh while the source is slow.

@@ -154,6 +154,9 @@ func (c *Client) Abort(ctx context.Context, channel, id, reason string) error {
 	if err != nil {
 		return err
 	}
+	if reason == "" {
+		reason = "aborted"
+	}
 	return ch.Abort(ctx, id, reason)
 }
 

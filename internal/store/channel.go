@@ -194,11 +194,24 @@ func (ch Channel) Commit(ctx context.Context, id string, seq int64, n int, d wir
 // Complete ends an upload with its size and digest. released reports that
 // no group needed it any more and it was released at once.
 func (ch Channel) Complete(ctx context.Context, id string, size int64, d wire.Digest) (released bool, err error) {
-	r, err := ch.luaString(ctx, "complete upload", luaComplete, id, strconv.FormatInt(size, 10), d.String(), now())
+	var r string
+	attempts := 0
+	err = ch.c.retry(ctx, "complete upload", func(ctx context.Context) error {
+		attempts++
+		m, err := luaComplete.Exec(ctx, ch.c.rc, []string{ch.k.Files()},
+			[]string{ch.k.base, id, strconv.FormatInt(size, 10), d.String(), now()}).ToString()
+		r = m
+		return err
+	})
 	if err != nil {
 		return false, err
 	}
 	if r == "gone" {
+		if attempts > 1 {
+			// An earlier attempt completed it and every group has since
+			// acknowledged and released it; only its reply was lost.
+			return true, nil
+		}
 		return false, fmt.Errorf("complete upload: %w", ErrGone)
 	}
 	return r == "released", nil

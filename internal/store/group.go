@@ -45,9 +45,10 @@ func (ch Channel) ClaimMember(ctx context.Context, group, member, token string, 
 	return r, r == "ok", nil
 }
 
-// ReleaseMember gives the member lease up.
-func (ch Channel) ReleaseMember(ctx context.Context, group, member string) error {
-	return ch.c.rc.Do(ctx, ch.b().Del().Key(ch.k.Member(group, member)).Build()).Error()
+// ReleaseMember gives the member lease up, if token still holds it.
+func (ch Channel) ReleaseMember(ctx context.Context, group, member, token string) error {
+	_, err := ch.luaString(ctx, "release member", luaMember, group, member, token, "0", "release")
+	return err
 }
 
 func announces(xs []rueidis.XRangeEntry) []Announce {

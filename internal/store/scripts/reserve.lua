@@ -5,6 +5,8 @@ local fk = fkey(ARGV[2])
 local seq, n = tonumber(ARGV[3]), tonumber(ARGV[4])
 local st = redis.call('HGET', fk, 'state')
 if st ~= 'uploading' then return {'gone', st or 'released'} end
+-- A retried call (its reply was lost) must not count the chunk twice.
+if seq <= tonumber(redis.call('HGET', fk, 'r')) then return {'ok'} end
 local max = tonumber(redis.call('HGET', base .. 'cfg', 'max') or ARGV[5])
 local cur = tonumber(redis.call('GET', base .. 'bytes') or '0')
 if cur > 0 and cur + n > max then
@@ -15,5 +17,5 @@ if cur > 0 and cur + n > max then
 end
 redis.call('INCRBY', base .. 'bytes', n)
 redis.call('HINCRBY', fk, 'held', n)
-if seq > tonumber(redis.call('HGET', fk, 'r')) then redis.call('HSET', fk, 'r', seq) end
+redis.call('HSET', fk, 'r', seq)
 return {'ok'}

@@ -16,4 +16,5 @@ for s = n + 1, r do extra[#extra + 1] = fk .. ':c:' .. s end
 unlink_all(extra)
 redis.call('DECRBY', base .. 'bytes', held - keep)
 redis.call('HSET', fk, 'held', keep, 'r', n)
+if held ~= keep then redis.call('XADD', base .. 'ev', 'MAXLEN', '~', '64', '*', 'resumed', ARGV[2]) end
 return n

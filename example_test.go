@@ -1,0 +1,71 @@
+package filecast_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+
+	"github.com/filecast/filecast"
+)
+
+// Publish a file to the channel "logs".
+func ExampleClient_SendFile() {
+	ctx := context.Background()
+	c, err := filecast.New(ctx, filecast.Options{URL: os.Getenv("FILECAST_REDIS")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	info, err := c.SendFile(ctx, "logs", "/var/log/app.log", "app.log", filecast.SendOptions{MaxBytes: 256 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("sent", info.Name, info.Size, "bytes")
+}
+
+// Count the lines of every file sent to "logs", decoding gzip on the fly,
+// as a member of the work-sharing group "counters". Receive returns once
+// the group has handled everything before the sender's end-of-batch mark.
+func ExampleClient_Receive() {
+	ctx := context.Background()
+	c, err := filecast.New(ctx, filecast.Options{URL: os.Getenv("FILECAST_REDIS")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Receive(ctx, "logs", func(ctx context.Context, f *filecast.File) error {
+		r, done, err := filecast.Decompress(f)
+		if err != nil {
+			return err
+		}
+		defer done()
+		lines := 0
+		for _, err := range filecast.Lines(r) {
+			if err != nil {
+				return err // not acknowledged: retried, then reported
+			}
+			lines++
+		}
+		fmt.Println(f.Name, lines)
+		return nil
+	}, filecast.ReceiveOptions{Group: "counters", UntilEOF: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Lines iterates over lines without their endings.
+func ExampleLines() {
+	for line, err := range filecast.Lines(strings.NewReader("a\r\nb\nc")) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%q\n", line)
+	}
+	// Output:
+	// "a"
+	// "b"
+	// "c"
+}
