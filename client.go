@@ -40,6 +40,9 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 		return nil, err
 	}
 	st, err := store.Dial(ctx, store.Config{URL: opt.URL, RetryFor: opt.RetryFor, CAFile: opt.CAFile})
+	if errors.Is(err, store.ErrBadURL) {
+		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
 	if err != nil {
 		return nil, err
 	}

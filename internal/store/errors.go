@@ -17,6 +17,7 @@ var (
 	ErrAuth        = errors.New("redis refused the credentials")
 	ErrFull        = errors.New("redis is out of memory")
 	ErrNoGroup     = errors.New("group does not exist")
+	ErrBadURL      = errors.New("invalid redis URL")
 )
 
 // classify maps a client error to a sentinel and says whether retrying the

@@ -84,7 +84,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	opt, err := rueidis.ParseURL(cfg.URL)
 	if err != nil {
 		// The parse error may quote the URL: never pass it on.
-		return nil, fmt.Errorf("parse redis URL %s: use redis://[user:password@]host:port/db, rediss://… or unix:///path/to/redis.sock", safe)
+		return nil, fmt.Errorf("%w %s: use redis://[user:password@]host:port/db, rediss://… or unix:///path/to/redis.sock", ErrBadURL, safe)
 	}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
