@@ -372,3 +372,28 @@ func TestResumeFromPartialCopy(t *testing.T) {
 		t.Error("prefix + rest differs from the file")
 	}
 }
+
+// Cancelling Receive returns promptly even when its context also has a
+// deadline (blocking Redis reads must honour the cancel).
+func TestReceiveCancelWithDeadlineIsPrompt(t *testing.T) {
+	c, _ := newClient(t, filecast.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Receive(ctx, "d", func(context.Context, *filecast.File) error { return nil }, filecast.ReceiveOptions{Group: "g"})
+	}()
+	time.Sleep(200 * time.Millisecond) // let it block in XREADGROUP
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Receive = %v, want context.Canceled", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("Receive took %v to return after cancel", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Receive did not return within 10s of cancel")
+	}
+}

@@ -163,7 +163,7 @@ func (ch Channel) Reserve(ctx context.Context, id string, seq int64, n int, defa
 // channel's event stream, or timeout passes.
 func (ch Channel) WaitEvent(ctx context.Context, after string, timeout time.Duration) error {
 	return ch.c.retry(ctx, "wait for budget", func(ctx context.Context) error {
-		err := ch.c.rc.Do(ctx, ch.b().Xread().Count(1).Block(timeout.Milliseconds()).Streams().Key(ch.k.Events()).Id(after).Build()).Error()
+		err := ch.c.rc.Do(ctx, ch.b().Xread().Count(1).Block(timeout.Milliseconds()).Streams().Key(ch.k.Events()).Id(after).Build().UnblockOnCancel()).Error()
 		if rueidis.IsRedisNil(err) {
 			return nil
 		}
@@ -269,7 +269,7 @@ func parseEntries(xs []rueidis.XRangeEntry, maxLen int) ([]wire.Entry, error) {
 func (ch Channel) FollowIndex(ctx context.Context, id string, after int64, count int64, block time.Duration, maxLen int) ([]wire.Entry, error) {
 	var xs []rueidis.XRangeEntry
 	err := ch.c.retry(ctx, "follow index", func(ctx context.Context) error {
-		res, err := ch.c.rc.Do(ctx, ch.b().Xread().Count(count).Block(block.Milliseconds()).Streams().Key(ch.k.Index(id)).Id(wire.EntryID(after)).Build()).AsXRead()
+		res, err := ch.c.rc.Do(ctx, ch.b().Xread().Count(count).Block(block.Milliseconds()).Streams().Key(ch.k.Index(id)).Id(wire.EntryID(after)).Build().UnblockOnCancel()).AsXRead()
 		if rueidis.IsRedisNil(err) {
 			xs = nil
 			return nil

@@ -74,7 +74,9 @@ func (ch Channel) ReadGroup(ctx context.Context, group, member string, count int
 		if pending {
 			c = cmd.Streams().Key(ch.k.Files()).Id(id).Build()
 		} else {
-			c = cmd.Block(block.Milliseconds()).Streams().Key(ch.k.Files()).Id(id).Build()
+			// UnblockOnCancel: without it rueidis ignores a cancel while
+			// the caller's context also has a deadline.
+			c = cmd.Block(block.Milliseconds()).Streams().Key(ch.k.Files()).Id(id).Build().UnblockOnCancel()
 		}
 		res, err := ch.c.rc.Do(ctx, c).AsXRead()
 		if rueidis.IsRedisNil(err) {
