@@ -124,7 +124,8 @@ type ReceiveOptions struct {
 	// before an end-of-batch mark (Client.SendEOF).
 	UntilEOF bool
 	// Retries is how many more times a failing handler is run on a file
-	// before the file is recorded as failed and acknowledged. default: 2
+	// before the file is recorded as failed and acknowledged; negative
+	// means none. default: 2
 	Retries int
 	// OnResult, if set, is called once per file outcome, from the
 	// goroutine that handled the file. It must be safe for concurrent use

@@ -63,11 +63,14 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 	if opt.Concurrency == 0 {
 		opt.Concurrency = 1
 	}
-	if opt.Concurrency < 1 || opt.Retries < 0 {
-		return fmt.Errorf("%w: Concurrency must be at least 1 and Retries not negative", ErrUsage)
+	if opt.Concurrency < 1 {
+		return fmt.Errorf("%w: Concurrency must be at least 1", ErrUsage)
 	}
-	if opt.Retries == 0 {
+	switch {
+	case opt.Retries == 0:
 		opt.Retries = 2
+	case opt.Retries < 0:
+		opt.Retries = 0
 	}
 	if err := ch.Register(ctx); err != nil {
 		return err

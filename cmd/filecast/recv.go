@@ -144,6 +144,9 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 			enc.Encode(m)
 			return
 		}
+		if r.File.Name == "" {
+			r.File.Name = "file " + r.File.ID
+		}
 		switch {
 		case r.Lost:
 			fmt.Fprintf(stderr, "skipped %s: taken over by another member after this one went silent\n", r.File.Name)
@@ -153,9 +156,13 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 			fmt.Fprintf(stderr, "received %s  %s\n", r.File.Name, human(r.File.Size))
 		}
 	}
+	retries := o.retries
+	if retries == 0 {
+		retries = -1 // the library's "none"; its zero value means the default
+	}
 	start := time.Now()
 	err = c.Receive(ctx, channel, s.handle, filecast.ReceiveOptions{Group: o.group, Member: o.member,
-		Concurrency: o.concurrency, UntilEOF: o.untilEOF, Retries: o.retries, OnResult: onResult})
+		Concurrency: o.concurrency, UntilEOF: o.untilEOF, Retries: retries, OnResult: onResult})
 	if err == nil && o.untilEOF && !o.json {
 		fmt.Fprintf(stderr, "end of batch on %s for group %s after %v\n", channel, o.group, time.Since(start).Round(time.Millisecond))
 	}

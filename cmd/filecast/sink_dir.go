@@ -52,7 +52,8 @@ func (d *dirSink) handle(ctx context.Context, f *filecast.File) error {
 	name := f.Name
 	if d.decompress {
 		for _, ext := range []string{".gz", ".zst"} {
-			if trimmed, ok := strings.CutSuffix(name, ext); ok && path.Base(trimmed) != "" && !strings.HasSuffix(trimmed, "/") {
+			// Keep a name that is only the suffix (".gz", "dir/.gz").
+			if trimmed, ok := strings.CutSuffix(name, ext); ok && trimmed != "" && !strings.HasSuffix(trimmed, "/") {
 				name = trimmed
 				break
 			}

@@ -56,5 +56,5 @@ func classify(err error) (error, bool) {
 type wrapped struct{ kind, err error }
 
 func wrap(kind, err error) error   { return &wrapped{kind, err} }
-func (w *wrapped) Error() string   { return w.err.Error() }
+func (w *wrapped) Error() string   { return w.kind.Error() + ": " + w.err.Error() }
 func (w *wrapped) Unwrap() []error { return []error{w.kind, w.err} }
