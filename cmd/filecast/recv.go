@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -190,9 +189,6 @@ func (s *stdoutSink) handle(ctx context.Context, f *filecast.File) error {
 	}
 	defer done()
 	_, err = io.Copy(s.w, r)
-	if errors.Is(err, os.ErrClosed) {
-		return err
-	}
 	return err
 }
 

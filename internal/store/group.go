@@ -271,16 +271,6 @@ func (ch Channel) Budget(ctx context.Context) (held, max int64, err error) {
 	return held, max, err
 }
 
-// Progress returns each group's consumed-chunk count for a file.
-func (ch Channel) Positions(ctx context.Context, id string) (map[string]string, error) {
-	var m map[string]string
-	err := ch.c.retry(ctx, "read positions", func(ctx context.Context) (err error) {
-		m, err = ch.c.rc.Do(ctx, ch.b().Hgetall().Key(ch.k.File(id)+":pos").Build()).AsStrMap()
-		return err
-	})
-	return m, err
-}
-
 func str(m map[string]rueidis.RedisMessage, k string) string {
 	v := m[k]
 	s, _ := v.ToString()
