@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filecast/filecast"
+	"github.com/filecast/filecast/internal/units"
 )
 
 // globals are the flags every command takes.
@@ -76,7 +77,7 @@ func (g *globals) client(ctx context.Context) (*filecast.Client, error) {
 	opt := filecast.Options{URL: g.url(), CAFile: g.caFile, Prefix: g.prefix, Lease: g.lease,
 		AllowEviction: g.allowEviction, Logger: g.logger()}
 	if g.chunkSize != "" {
-		n, err := parseSize(g.chunkSize)
+		n, err := units.ParseBytes(g.chunkSize)
 		if err != nil {
 			return nil, usagef("--chunk-size: %v", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filecast/filecast"
+	"github.com/filecast/filecast/internal/units"
 )
 
 type sendOptions struct {
@@ -73,7 +74,7 @@ type sendItem struct {
 func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
 	var opt filecast.SendOptions
 	if o.maxBytes != "" {
-		n, err := parseSize(o.maxBytes)
+		n, err := units.ParseBytes(o.maxBytes)
 		if err != nil {
 			return usagef("--max-bytes: %v", err)
 		}

@@ -38,7 +38,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/phuslu/iploc"
 
-	"github.com/filecast/filecast/examples/internal/units"
+	"github.com/filecast/filecast/internal/units"
 )
 
 // ManifestName is the file in the output directory describing its contents.

@@ -48,7 +48,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/filecast/filecast"
-	"github.com/filecast/filecast/examples/internal/units"
+	"github.com/filecast/filecast/internal/units"
 )
 
 func main() { os.Exit(run()) }

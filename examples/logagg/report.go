@@ -15,7 +15,7 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/filecast/filecast/examples/internal/units"
+	"github.com/filecast/filecast/internal/units"
 )
 
 // counts is day -> country -> lines.

@@ -29,7 +29,7 @@ import (
 	"time"
 
 	"github.com/filecast/filecast"
-	"github.com/filecast/filecast/examples/internal/units"
+	"github.com/filecast/filecast/internal/units"
 )
 
 func main() { os.Exit(run()) }

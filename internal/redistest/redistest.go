@@ -82,8 +82,22 @@ type Server struct {
 // If redis-server is not installed, or fails to start, Start calls t.Fatalf.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
+	s, err := Launch(cfg)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	s.t = t
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Launch is Start for programs that are not tests, such as benchmarks: it
+// returns an error instead of failing a test, and the caller must Close
+// the server. On a launched server, the methods documented as calling
+// t.Fatalf panic instead.
+func Launch(cfg Config) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redistest: redis-server not found on PATH (%v); install it with `apt-get install -y redis-server`", err)
+		return nil, fmt.Errorf("redistest: redis-server not found on PATH (%v); install it with `apt-get install -y redis-server`", err)
 	}
 	if cfg.Policy == "" {
 		cfg.Policy = "noeviction"
@@ -96,30 +110,44 @@ func Start(t testing.TB, cfg Config) *Server {
 		dir, err = os.MkdirTemp("/tmp", "rt")
 	}
 	if err != nil {
-		t.Fatalf("redistest: %v", err)
+		return nil, fmt.Errorf("redistest: %v", err)
 	}
-	s := &Server{t: t, cfg: cfg, dir: dir, sock: filepath.Join(dir, "redis.sock")}
-	t.Cleanup(func() {
-		s.Stop()
-		os.RemoveAll(dir)
-	})
+	s := &Server{cfg: cfg, dir: dir, sock: filepath.Join(dir, "redis.sock")}
 
 	// The free port we pick may be grabbed by someone else before
 	// redis-server binds it; try again with a new port in that case.
 	for attempt := 1; ; attempt++ {
 		if cfg.TCP {
 			if s.port, err = freePort(); err != nil {
-				t.Fatalf("redistest: finding a free port: %v", err)
+				os.RemoveAll(dir)
+				return nil, fmt.Errorf("redistest: finding a free port: %v", err)
 			}
 		}
 		err = s.start()
 		if err == nil {
-			return s
+			return s, nil
 		}
 		if !cfg.TCP || attempt == 3 {
-			t.Fatalf("redistest: starting redis-server: %v\n%s", err, s.logTail())
+			log := s.logTail()
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("redistest: starting redis-server: %v\n%s", err, log)
 		}
 	}
+}
+
+// Close stops the server (as Stop) and removes its directory.
+func (s *Server) Close() {
+	s.Stop()
+	os.RemoveAll(s.dir)
+}
+
+// fatalf fails the test that started s, or panics on a launched server.
+func (s *Server) fatalf(format string, args ...any) {
+	if s.t == nil {
+		panic(fmt.Sprintf(format, args...))
+	}
+	s.t.Helper()
+	s.t.Fatalf(format, args...)
 }
 
 // freePort returns a 127.0.0.1 TCP port that was free a moment ago.
@@ -261,9 +289,8 @@ func (s *Server) URL() string {
 // "redis://127.0.0.1:port/0", with the password if Config.RequirePass is
 // set. It calls t.Fatal if the server was started without Config.TCP.
 func (s *Server) TCPURL() string {
-	s.t.Helper()
 	if s.port == 0 {
-		s.t.Fatal("redistest: TCPURL called on a server started without Config.TCP")
+		s.fatalf("redistest: TCPURL called on a server started without Config.TCP")
 	}
 	u := url.URL{Scheme: "redis", Host: s.Addr(), Path: "/0"}
 	if s.cfg.RequirePass != "" {
@@ -304,7 +331,6 @@ func (s *Server) halt(sig syscall.Signal) {
 // cannot be started, retrying a few times in case its TCP port is
 // briefly unavailable.
 func (s *Server) Restart() {
-	s.t.Helper()
 	s.Stop()
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -315,7 +341,7 @@ func (s *Server) Restart() {
 			return
 		}
 	}
-	s.t.Fatalf("redistest: restarting redis-server: %v\n%s", err, s.logTail())
+	s.fatalf("redistest: restarting redis-server: %v\n%s", err, s.logTail())
 }
 
 // Do sends one command to the server over a new connection to its unix
@@ -350,10 +376,9 @@ func (s *Server) MustDo(t testing.TB, args ...string) string {
 // Keys returns, sorted, all keys matching the glob-style pattern, found by
 // iterating SCAN. It calls t.Fatalf if the server cannot be reached.
 func (s *Server) Keys(pattern string) []string {
-	s.t.Helper()
 	c, err := s.dial()
 	if err != nil {
-		s.t.Fatalf("redistest: Keys: %v", err)
+		s.fatalf("redistest: Keys: %v", err)
 	}
 	defer c.Close()
 	keys := []string{}
@@ -361,11 +386,11 @@ func (s *Server) Keys(pattern string) []string {
 	for {
 		v, err := c.do("SCAN", cursor, "MATCH", pattern, "COUNT", "1000")
 		if err != nil {
-			s.t.Fatalf("redistest: Keys: SCAN: %v", err)
+			s.fatalf("redistest: Keys: SCAN: %v", err)
 		}
 		arr, ok := v.([]any)
 		if !ok || len(arr) != 2 {
-			s.t.Fatalf("redistest: Keys: unexpected SCAN reply %#v", v)
+			s.fatalf("redistest: Keys: unexpected SCAN reply %#v", v)
 		}
 		next, _ := arr[0].(string)
 		batch, _ := arr[1].([]any)

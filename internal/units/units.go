@@ -1,4 +1,5 @@
-// Package units parses and prints byte sizes for the example programs.
+// Package units parses and prints byte sizes for the command line, the
+// examples and the benchmark.
 package units
 
 import (
