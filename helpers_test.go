@@ -22,7 +22,7 @@ func newClient(t *testing.T, opt filecast.Options) (*filecast.Client, *redistest
 	return dial(t, srv.URL(), opt), srv
 }
 
-func dial(t *testing.T, url string, opt filecast.Options) *filecast.Client {
+func dial(t testing.TB, url string, opt filecast.Options) *filecast.Client {
 	t.Helper()
 	opt.URL = url
 	if opt.Logger == nil && testing.Verbose() {

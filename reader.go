@@ -46,18 +46,19 @@ type File struct {
 	started bool
 	next    int64 // first chunk the fetcher fetches
 	queue   chan *fetched
-	cur     []byte
+	bufs    *chunk.Pool // chunk buffers: the fetches in flight and cur
+	cur     []byte      // unread part of the current chunk
+	curBuf  []byte      // the buffer holding the current chunk
 	curSeq  int64
 	hash    *chunk.Hasher
 	n       int64
 	err     error
 
 	// Progress reporting, for a group receiving a file larger than the budget.
-	group              string
-	member, entry      string
-	consumed, reported int64
-	every              int64
-	syncer             interface{ Sync() error }
+	group         string
+	member, entry string
+	rep           *reporter // nil outside a group
+	syncer        interface{ Sync() error }
 }
 
 type fetched struct {
@@ -92,6 +93,9 @@ func (c *Client) open(ctx context.Context, ch store.Channel, id, group string) (
 			ModTime: rec.ModTime, Entry: rec.Entry},
 		c: c, ch: ch, rec: rec, ctx: fctx, cancel: cancel,
 		next: 1, queue: make(chan *fetched, c.opt.ReadAhead), hash: chunk.NewHasher(), group: group,
+		// The queue holds ReadAhead fetches; one more is taken by the
+		// fetcher while it waits for room, one is being read.
+		bufs: chunk.NewPool(rec.ChunkSize, c.opt.ReadAhead+2),
 	}
 	if rec.State == wire.Complete {
 		f.Digest = rec.Digest.String()
@@ -105,7 +109,7 @@ func (c *Client) open(ctx context.Context, ch store.Channel, id, group string) (
 		if budget == 0 {
 			budget = DefaultMaxBytes
 		}
-		f.every = max(min(budget/4, 16<<20)/int64(rec.ChunkSize), 1)
+		f.rep = newReporter(f, max(min(budget/4, 16<<20)/int64(rec.ChunkSize), 1))
 	}
 	return f, nil
 }
@@ -140,7 +144,9 @@ func (f *File) ResumeFrom(partial io.Reader) (int64, error) {
 		f.hash.Write(buf[:e.Len])
 		f.n += int64(e.Len)
 		f.next = e.Seq + 1
-		f.consumed = e.Seq
+		if f.rep != nil {
+			f.rep.consume(e.Seq)
+		}
 	}
 	return f.n, nil
 }
@@ -198,23 +204,38 @@ func (f *File) Close() error {
 
 // advance moves to the next chunk or end state.
 func (f *File) advance() {
-	if f.curSeq > f.consumed {
-		f.consumed = f.curSeq
+	if f.rep != nil {
+		f.rep.consume(f.curSeq)
+		if err := f.rep.failed(); err != nil {
+			f.err = err
+			return
+		}
+	}
+	if f.curBuf != nil {
+		f.bufs.Put(f.curBuf)
+		f.curBuf = nil
 	}
 	if !f.started {
 		f.started = true
 		f.wg.Add(1)
 		go f.fetch()
+		if f.rep != nil {
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				f.rep.run()
+			}()
+		}
 	}
 	var x *fetched
 	var ok bool
 	select {
 	case x, ok = <-f.queue:
 	default:
-		// Caught up with the fetcher: report progress before waiting, so a
-		// sender waiting for budget can move on.
-		if f.report() {
-			return
+		// Caught up with the fetcher: the sender may be waiting for budget
+		// that our progress frees.
+		if f.rep != nil {
+			f.rep.caughtUp()
 		}
 		select {
 		case x, ok = <-f.queue:
@@ -230,9 +251,6 @@ func (f *File) advance() {
 		}
 		return
 	}
-	if f.consumed-f.reported >= f.every && f.report() {
-		return
-	}
 	select {
 	case <-x.done:
 	case <-f.ctx.Done():
@@ -246,7 +264,7 @@ func (f *File) advance() {
 	switch x.e.Kind {
 	case wire.ChunkEntry:
 		f.hash.Write(x.data)
-		f.cur, f.curSeq = x.data, x.e.Seq
+		f.cur, f.curBuf, f.curSeq = x.data, x.data, x.e.Seq
 		f.n += int64(len(x.data))
 	case wire.EOFEntry:
 		switch {
@@ -261,26 +279,6 @@ func (f *File) advance() {
 	case wire.AbortEntry:
 		f.err = fmt.Errorf("%w by the sender: %s", ErrAborted, x.e.Reason)
 	}
-}
-
-// report records durable progress for the group. It reports true if it
-// failed (f.err is set).
-func (f *File) report() bool {
-	if f.group == "" || f.consumed <= f.reported {
-		return false
-	}
-	if f.syncer != nil {
-		if err := f.syncer.Sync(); err != nil {
-			f.err = fmt.Errorf("sync %s: %w", f.Name, err)
-			return true
-		}
-	}
-	if err := f.ch.Progress(f.ctx, f.ID, f.group, f.consumed, DefaultMaxBytes); err != nil {
-		f.err = err
-		return true
-	}
-	f.reported = f.consumed
-	return false
 }
 
 // fetch follows the index and starts a verified GET per chunk, in order,
@@ -348,29 +346,47 @@ func (f *File) fetch() {
 	}
 }
 
-// get reads one chunk and verifies it.
+// get reads one chunk into a buffer of the pool and verifies it.
 func (f *File) get(e wire.Entry) ([]byte, error) {
-	b, err := f.ch.GetChunk(f.ctx, f.ID, e.Seq)
-	if errors.Is(err, store.ErrGone) {
-		rec, rerr := f.ch.File(f.ctx, f.ID)
-		switch {
-		case rerr != nil:
-			return nil, corrupt(rerr)
-		case e.Seq < rec.Low:
-			return nil, fmt.Errorf("%w: chunk %d of %s was released once every group had consumed it (the file streamed through a full budget), so it cannot be read again", ErrGone, e.Seq, f.Name)
-		}
-		return nil, fmt.Errorf("%w: chunk %d of %s is missing from redis", ErrCorrupt, e.Seq, f.Name)
-	}
+	buf, err := f.bufs.Get(f.ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(b) != e.Len {
-		return nil, fmt.Errorf("%w: chunk %d of %s is %d bytes, its index entry says %d", ErrCorrupt, e.Seq, f.Name, len(b), e.Len)
+	b, size, err := f.ch.ReadChunk(f.ctx, f.ID, e.Seq, buf)
+	switch {
+	case errors.Is(err, store.ErrGone):
+		err = f.missing(e)
+	case err == nil:
+		err = f.verify(e, b, size)
 	}
-	if chunk.Sum(b) != e.Digest {
-		return nil, fmt.Errorf("%w: chunk %d of %s does not match its digest", ErrCorrupt, e.Seq, f.Name)
+	if err != nil {
+		f.bufs.Put(buf)
+		return nil, err
 	}
 	return b, nil
+}
+
+// verify checks chunk e as read from Redis: b, of a value size bytes long.
+func (f *File) verify(e wire.Entry, b []byte, size int64) error {
+	if size != int64(e.Len) {
+		return fmt.Errorf("%w: chunk %d of %s is %d bytes, its index entry says %d", ErrCorrupt, e.Seq, f.Name, size, e.Len)
+	}
+	if chunk.Sum(b) != e.Digest {
+		return fmt.Errorf("%w: chunk %d of %s does not match its digest", ErrCorrupt, e.Seq, f.Name)
+	}
+	return nil
+}
+
+// missing explains why chunk e is not in Redis.
+func (f *File) missing(e wire.Entry) error {
+	rec, err := f.ch.File(f.ctx, f.ID)
+	switch {
+	case err != nil:
+		return corrupt(err)
+	case e.Seq < rec.Low:
+		return fmt.Errorf("%w: chunk %d of %s was released once every group had consumed it (the file streamed through a full budget), so it cannot be read again", ErrGone, e.Seq, f.Name)
+	}
+	return fmt.Errorf("%w: chunk %d of %s is missing from redis", ErrCorrupt, e.Seq, f.Name)
 }
 
 // Keep renews this member's claim on the file and reports ErrLost if

@@ -239,25 +239,29 @@ func (u *upload) resume(ctx context.Context, r io.Reader) (bool, error) {
 
 // stored is one chunk on its way into Redis.
 type stored struct {
-	seq  int64
+	ref  store.ChunkRef
 	buf  []byte
-	sum  wire.Digest
 	err  error
-	done chan struct{}
+	done chan struct{} // closed when the SET has finished
 }
 
-// run reads src to its end and stores every chunk: up to ReadAhead SETs in
-// flight, committed to the index strictly in order.
+// run reads src to its end and stores every chunk. Three stages overlap:
+// this goroutine reads and hashes; store reserves budget for every chunk
+// read so far in one call and starts their SETs (up to ReadAhead in
+// flight); commit publishes stored chunks in order, as many per call as are
+// ready. Batching keeps the round trips to Redis off the data's path.
 func (u *upload) run(ctx context.Context, src chunk.Source) error {
 	if s, ok := src.(interface{ Close() }); ok {
 		defer s.Close()
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	read := make(chan *stored, u.c.opt.ReadAhead)
 	queue := make(chan *stored, u.c.opt.ReadAhead)
 	g.Go(func() error { return u.commit(gctx, queue) })
 	g.Go(func() error { return u.beat(gctx) })
+	g.Go(func() error { return u.store(gctx, g, read, queue) })
 	readErr := func() error {
-		defer close(queue)
+		defer close(read)
 		for {
 			buf, err := src.Next(gctx)
 			if errors.Is(err, io.EOF) {
@@ -269,21 +273,12 @@ func (u *upload) run(ctx context.Context, src chunk.Source) error {
 			u.hash.Write(buf)
 			u.size += int64(len(buf))
 			u.seq++
-			s := &stored{seq: u.seq, buf: buf, done: make(chan struct{})}
-			if err := u.reserve(gctx, s.seq, len(buf)); err != nil {
-				return err
-			}
+			s := &stored{ref: store.ChunkRef{Seq: u.seq, Len: len(buf)}, buf: buf, done: make(chan struct{})}
 			select {
-			case queue <- s:
+			case read <- s:
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-			g.Go(func() error {
-				defer close(s.done)
-				s.sum = chunk.Sum(s.buf)
-				s.err = u.ch.PutChunk(gctx, u.id, s.seq, s.buf)
-				return s.err
-			})
 		}
 	}()
 	err := g.Wait()
@@ -301,56 +296,154 @@ func (u *upload) run(ctx context.Context, src chunk.Source) error {
 
 var errDone = errors.New("upload done")
 
-// reserve waits until the channel's budget has room for n more bytes.
-func (u *upload) reserve(ctx context.Context, seq int64, n int) error {
-	for {
-		ok, after, err := u.ch.Reserve(ctx, u.id, seq, n, DefaultMaxBytes)
-		if err != nil || ok {
+// store takes the chunks read so far, reserves budget for as many as fit
+// in one call, waiting while the channel is full, and starts their SETs.
+func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stored, queue chan<- *stored) error {
+	defer close(queue)
+	var batch []*stored
+	refs := make([]store.ChunkRef, 0, u.c.opt.ReadAhead)
+	open := true
+	for open || len(batch) > 0 {
+		if len(batch) == 0 {
+			select {
+			case s, ok := <-read:
+				if !ok {
+					return nil
+				}
+				batch = append(batch, s)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	more: // add whatever else has been read meanwhile
+		for open && len(batch) < u.c.opt.ReadAhead {
+			select {
+			case s, ok := <-read:
+				if !ok {
+					open = false
+					break more
+				}
+				batch = append(batch, s)
+			default:
+				break more
+			}
+		}
+		refs = refs[:0]
+		for _, s := range batch {
+			refs = append(refs, s.ref)
+		}
+		granted, after, err := u.ch.Reserve(ctx, u.id, refs, DefaultMaxBytes)
+		if err != nil {
 			return err
 		}
-		// Wake on the next "bytes freed" event; re-check at least every
-		// second in case the event stream was trimmed or the server restarted.
-		if err := u.ch.WaitEvent(ctx, after, time.Second); err != nil {
-			return err
+		for _, s := range batch[:granted] {
+			select {
+			case queue <- s:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			g.Go(func() error {
+				defer close(s.done)
+				s.ref.Digest = chunk.Sum(s.buf)
+				s.err = u.ch.PutChunk(ctx, u.id, s.ref.Seq, s.buf)
+				return s.err
+			})
+		}
+		batch = append(batch[:0], batch[granted:]...)
+		if len(batch) > 0 {
+			// Full: wake on the next "bytes freed" event; re-check at least
+			// every second in case the event stream was trimmed or the
+			// server restarted.
+			if err := u.ch.WaitEvent(ctx, after, time.Second); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
-// commit publishes stored chunks in order and recycles their buffers.
+// commit publishes stored chunks in order, as many per call as have been
+// stored, and recycles their buffers.
 func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
 	var committed int64
-	for s := range queue {
+	var next *stored // taken from the queue, not yet stored
+	batch := make([]*stored, 0, u.c.opt.ReadAhead)
+	refs := make([]store.ChunkRef, 0, u.c.opt.ReadAhead)
+	for {
+		s := next
+		next = nil
+		if s == nil {
+			var ok bool
+			select {
+			case s, ok = <-queue:
+				if !ok {
+					return errDone // stops the heartbeat
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		select {
 		case <-s.done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if s.err != nil {
-			return s.err
+		batch = append(batch[:0], s)
+	more: // add the chunks after it that are stored already
+		for len(batch) < cap(batch) {
+			select {
+			case n, ok := <-queue:
+				if !ok {
+					break more
+				}
+				select {
+				case <-n.done:
+					batch = append(batch, n)
+				default:
+					next = n
+					break more
+				}
+			default:
+				break more
+			}
 		}
-		if err := u.ch.Commit(ctx, u.id, s.seq, len(s.buf), s.sum); err != nil {
+		refs = refs[:0]
+		for _, s := range batch {
+			if s.err != nil {
+				return s.err
+			}
+			refs = append(refs, s.ref)
+		}
+		if err := u.ch.Commit(ctx, u.id, refs); err != nil {
 			if errors.Is(err, store.ErrGone) {
-				u.drain(ctx, queue) // commit deletes the chunks stored after the abort
+				u.drain(ctx, next, queue) // commit deletes the chunks stored after the abort
 			}
 			return err
 		}
-		committed += int64(len(s.buf))
-		u.pool.Put(s.buf)
+		for _, s := range batch {
+			committed += int64(s.ref.Len)
+			u.pool.Put(s.buf)
+		}
 		if u.opt.Progress != nil {
 			u.opt.Progress(committed)
 		}
 	}
-	return errDone // stops the heartbeat
 }
 
 // drain waits for the stores still in flight after the upload was aborted
 // and lets commit delete what they stored, so no chunk key is left behind.
-func (u *upload) drain(ctx context.Context, queue <-chan *stored) {
-	for s := range queue {
+func (u *upload) drain(ctx context.Context, next *stored, queue <-chan *stored) {
+	gone := func(s *stored) {
 		<-s.done
 		if s.err == nil {
-			u.ch.Commit(ctx, u.id, s.seq, len(s.buf), s.sum)
+			u.ch.Commit(ctx, u.id, []store.ChunkRef{s.ref})
 		}
+	}
+	if next != nil {
+		gone(next)
+	}
+	for s := range queue {
+		gone(s)
 	}
 }
 

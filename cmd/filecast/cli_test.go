@@ -773,8 +773,9 @@ func TestCLICorruptChunk(t *testing.T) {
 	if len(keys) != 1 {
 		t.Fatalf("chunk 2 keys: %q, want one", keys)
 	}
-	if got := len(c.srv.Keys("fc:{rot}:f:*:c:*")); got != 3 {
-		t.Fatalf("%d chunks stored, want 3 with --chunk-size 1MiB", got)
+	// 3 MiB: ramp chunks of 64 KiB and 256 KiB (less 64 bytes), then 1 MiB ones.
+	if got := len(c.srv.Keys("fc:{rot}:f:*:c:*")); got != 5 {
+		t.Fatalf("%d chunks stored, want 5 with --chunk-size 1MiB", got)
 	}
 	old := c.srv.MustDo(t, "GETRANGE", keys[0], "100", "100")
 	flip := "X"

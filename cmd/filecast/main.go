@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/filecast/filecast"
@@ -26,10 +28,37 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile()
 	err := newRoot().ExecuteContext(ctx)
+	stopProfile()
 	interrupted := ctx.Err() != nil
 	stop()
 	os.Exit(report(err, interrupted))
+}
+
+// startProfile writes a CPU profile to $FILECAST_CPUPROFILE and a heap
+// profile to $FILECAST_MEMPROFILE, for performance work (see make bench).
+func startProfile() (stop func()) {
+	var stops []func()
+	if path := os.Getenv("FILECAST_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if path := os.Getenv("FILECAST_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 64 << 10
+		stops = append(stops, func() {
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
 }
 
 // report prints err as one line and returns the exit code for it.

@@ -71,13 +71,23 @@ func (p *Pool) Put(b []byte) { p.free <- b[:cap(b)] }
 // Size returns the buffer size.
 func (p *Pool) Size() int { return p.size }
 
+// Ramp holds the sizes of a file's first chunks before they reach the
+// pool's size. Small first chunks are read, hashed, stored and fetched in
+// a fraction of the time of a full one, while the pipeline behind them
+// fills up, so a receiver gets the first bytes of a file within a few
+// milliseconds. Each is 64 bytes less than a power of two, like the
+// default chunk size, to fit Redis's allocator.
+var Ramp = []int{64<<10 - 64, 256<<10 - 64}
+
 // NewFull returns a Source that fills every chunk completely before it
-// returns it (except the last). Use it for regular files, which never block.
+// returns it (except the last), the first ones sized by Ramp. Use it for
+// regular files, which never block.
 func NewFull(r io.Reader, pool *Pool) Source { return &full{r: r, pool: pool} }
 
 type full struct {
 	r    io.Reader
 	pool *Pool
+	n    int // chunks returned
 	err  error
 }
 
@@ -89,6 +99,10 @@ func (f *full) Next(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.n < len(Ramp) && Ramp[f.n] < len(buf) {
+		buf = buf[:Ramp[f.n]]
+	}
+	f.n++
 	n, err := io.ReadFull(f.r, buf)
 	switch {
 	case err == io.ErrUnexpectedEOF || err == io.EOF:

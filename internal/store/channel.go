@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -143,20 +144,40 @@ func (ch Channel) Resume(ctx context.Context, id string) (int64, error) {
 	return m.AsInt64()
 }
 
-// Reserve takes n bytes of budget for chunk seq. If the channel is full it
-// returns ok=false and the event id to wait after (WaitEvent).
-func (ch Channel) Reserve(ctx context.Context, id string, seq int64, n int, defaultMax int64) (ok bool, after string, err error) {
-	r, err := ch.luaSlice(ctx, "reserve budget", luaReserve, id, strconv.FormatInt(seq, 10), strconv.Itoa(n), strconv.FormatInt(defaultMax, 10), now())
+// ChunkRef names a chunk of an upload for Reserve and Commit.
+type ChunkRef struct {
+	Seq    int64
+	Len    int
+	Digest wire.Digest // for Commit
+}
+
+// Reserve takes budget for chunks, in order, as many as fit. It returns how
+// many of them (a prefix) hold budget now; if fewer than all, the channel
+// is full and after is the event to wait for (WaitEvent) before calling
+// again with the rest. A chunk is always admitted into an empty channel.
+func (ch Channel) Reserve(ctx context.Context, id string, chunks []ChunkRef, defaultMax int64) (granted int, after string, err error) {
+	args := make([]string, 0, 3+2*len(chunks))
+	args = append(args, id, strconv.FormatInt(defaultMax, 10), now())
+	for _, c := range chunks {
+		args = append(args, strconv.FormatInt(c.Seq, 10), strconv.Itoa(c.Len))
+	}
+	m, err := ch.lua(ctx, "reserve budget", luaReserve, args...)
 	if err != nil {
-		return false, "", err
+		return 0, "", err
 	}
-	switch r[0] {
-	case "ok":
-		return true, "", nil
-	case "wait":
-		return false, r[1], nil
+	r, err := m.ToArray()
+	if err != nil || len(r) != 2 {
+		return 0, "", fmt.Errorf("reserve budget: unexpected reply %v: %w", m, err)
 	}
-	return false, "", fmt.Errorf("reserve budget: upload is %s: %w", r[1], ErrGone)
+	n, err := r[0].AsInt64()
+	if err != nil {
+		return 0, "", fmt.Errorf("reserve budget: %w", err)
+	}
+	after, _ = r[1].ToString()
+	if n < 0 {
+		return 0, "", fmt.Errorf("reserve budget: upload is %s: %w", after, ErrGone)
+	}
+	return int(n), after, nil
 }
 
 // WaitEvent blocks until an event newer than after is added to the
@@ -171,22 +192,34 @@ func (ch Channel) WaitEvent(ctx context.Context, after string, timeout time.Dura
 	})
 }
 
-// PutChunk stores the bytes of chunk seq.
+// PutChunk stores the bytes of chunk seq, on the connection for chunk
+// values (pipelined, in the order of the calls).
 func (ch Channel) PutChunk(ctx context.Context, id string, seq int64, data []byte) error {
 	key := ch.k.Chunk(id, seq)
 	return ch.c.retry(ctx, fmt.Sprintf("store chunk %d", seq), func(ctx context.Context) error {
-		return ch.c.rc.Do(ctx, ch.b().Set().Key(key).Value(rueidis.BinaryString(data)).Build()).Error()
+		return ch.c.bulk.Do(ctx, ch.c.bulk.B().Set().Key(key).Value(rueidis.BinaryString(data)).Build()).Error()
 	})
 }
 
-// Commit publishes stored chunk seq in the file's index.
-func (ch Channel) Commit(ctx context.Context, id string, seq int64, n int, d wire.Digest) error {
-	r, err := ch.luaString(ctx, fmt.Sprintf("commit chunk %d", seq), luaCommit, id, strconv.FormatInt(seq, 10), strconv.Itoa(n), d.String(), now())
+// Commit publishes stored chunks, which must follow the last committed
+// chunk in order, in the file's index. It fails with ErrGone if the upload
+// was aborted or released; the chunks are then deleted.
+func (ch Channel) Commit(ctx context.Context, id string, chunks []ChunkRef) error {
+	if len(chunks) == 0 {
+		return nil
+	}
+	args := make([]string, 0, 2+3*len(chunks))
+	args = append(args, id, now())
+	for _, c := range chunks {
+		args = append(args, strconv.FormatInt(c.Seq, 10), strconv.Itoa(c.Len), c.Digest.String())
+	}
+	first, last := chunks[0].Seq, chunks[len(chunks)-1].Seq
+	r, err := ch.luaString(ctx, fmt.Sprintf("commit chunks %d-%d", first, last), luaCommit, args...)
 	if err != nil {
 		return err
 	}
 	if r == "gone" {
-		return fmt.Errorf("commit chunk %d: upload was aborted: %w", seq, ErrGone)
+		return fmt.Errorf("commit chunks %d-%d: upload was aborted: %w", first, last, ErrGone)
 	}
 	return nil
 }
@@ -283,24 +316,75 @@ func (ch Channel) FollowIndex(ctx context.Context, id string, after int64, count
 	return parseEntries(xs, maxLen)
 }
 
-// GetChunk reads the bytes of chunk seq. A missing chunk is ErrGone.
-func (ch Channel) GetChunk(ctx context.Context, id string, seq int64) ([]byte, error) {
-	var b []byte
-	err := ch.c.retry(ctx, fmt.Sprintf("read chunk %d", seq), func(ctx context.Context) (err error) {
-		b, err = ch.c.rc.Do(ctx, ch.b().Get().Key(ch.k.Chunk(id, seq)).Build()).AsBytes()
+// ReadChunk reads chunk seq into buf, up to cap(buf) bytes, straight from
+// the connection: no allocation and no intermediate copy. It returns the
+// bytes read and the value's full length, which is larger than len(data)
+// only if the value does not fit in buf. A missing chunk is ErrGone.
+//
+// Values are read on a connection of their own, so a large transfer never
+// delays the small control commands queued behind it.
+func (ch Channel) ReadChunk(ctx context.Context, id string, seq int64, buf []byte) (data []byte, size int64, err error) {
+	key := ch.k.Chunk(id, seq)
+	w := &fill{b: buf[:0]}
+	err = ch.c.retry(ctx, fmt.Sprintf("read chunk %d", seq), func(ctx context.Context) error {
+		w.b, w.over = w.b[:0], 0
+		s := ch.c.rc.DoStream(ctx, ch.b().Get().Key(key).Build())
+		_, err := s.WriteTo(w)
 		if rueidis.IsRedisNil(err) {
 			return ErrGone
 		}
 		return err
 	})
-	return b, err
+	return w.b, int64(len(w.b)) + w.over, err
+}
+
+// fill is an io.Writer and io.ReaderFrom that fills a fixed buffer and
+// counts, then drops, whatever does not fit.
+type fill struct {
+	b    []byte
+	over int64
+}
+
+func (f *fill) Write(p []byte) (int, error) {
+	n := copy(f.b[len(f.b):cap(f.b)], p)
+	f.b = f.b[:len(f.b)+n]
+	f.over += int64(len(p) - n)
+	return len(p), nil
+}
+
+// ReadFrom reads straight into the buffer: with a large buffer, bufio.Reader
+// hands the read to the socket without copying.
+func (f *fill) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for len(f.b) < cap(f.b) {
+		n, err := r.Read(f.b[len(f.b):cap(f.b)])
+		f.b = f.b[:len(f.b)+n]
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	n, err := io.Copy(io.Discard, r)
+	f.over += n
+	return total + n, err
 }
 
 // Progress records that group durably consumed chunks 1..n; under budget
-// pressure the script releases chunks every group has consumed.
-func (ch Channel) Progress(ctx context.Context, id, group string, n int64, defaultMax int64) error {
-	_, err := ch.lua(ctx, "record progress", luaProgress, id, group, strconv.FormatInt(n, 10), strconv.FormatInt(defaultMax, 10))
-	return err
+// pressure the script releases chunks every group has consumed. It reports
+// whether the channel's budget is full (another chunk would not fit).
+func (ch Channel) Progress(ctx context.Context, id, group string, n int64, defaultMax int64) (full bool, err error) {
+	m, err := ch.lua(ctx, "record progress", luaProgress, id, group, strconv.FormatInt(n, 10), strconv.FormatInt(defaultMax, 10))
+	if err != nil {
+		return false, err
+	}
+	r, err := m.AsIntSlice()
+	if err != nil || len(r) != 2 {
+		return false, fmt.Errorf("record progress: unexpected reply: %w", err)
+	}
+	return r[1] == 1, nil
 }
 
 // Beat records that the sender of upload id is alive.

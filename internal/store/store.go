@@ -65,6 +65,7 @@ type Config struct {
 // concurrent use.
 type Client struct {
 	rc       rueidis.Client
+	bulk     rueidis.Client // its own connection, for chunk values
 	retryFor time.Duration
 	addr     string // redacted, for messages
 }
@@ -108,9 +109,19 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, describeDialError(safe, err)
 	}
-	c := &Client{rc: rc, retryFor: cfg.RetryFor, addr: safe}
-	if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
+	// Chunk values travel on a connection of their own: pipelined in
+	// order, so they are stored in the order they are committed, and never
+	// ahead of the small control commands, whose replies would otherwise
+	// wait behind megabytes of data.
+	opt.PipelineMultiplex = 0
+	bulk, err := rueidis.NewClient(opt)
+	if err != nil {
 		rc.Close()
+		return nil, describeDialError(safe, err)
+	}
+	c := &Client{rc: rc, bulk: bulk, retryFor: cfg.RetryFor, addr: safe}
+	if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
+		c.Close()
 		return nil, describeDialError(safe, err)
 	}
 	return c, nil
@@ -131,7 +142,10 @@ func describeDialError(addr string, err error) error {
 func (c *Client) Addr() string { return c.addr }
 
 // Close closes every connection.
-func (c *Client) Close() { c.rc.Close() }
+func (c *Client) Close() {
+	c.rc.Close()
+	c.bulk.Close()
+}
 
 // retry runs op until it succeeds, fails for good, ctx ends, or the
 // connection has been failing for longer than RetryFor.

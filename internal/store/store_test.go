@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -31,13 +32,14 @@ func upload(t *testing.T, ch Channel, name string) (string, string) {
 		t.Fatalf("Begin = %+v, %v", res, err)
 	}
 	data := []byte("payload")
-	if ok, _, err := ch.Reserve(ctx, res.ID, 1, len(data), 1<<20); !ok || err != nil {
-		t.Fatalf("Reserve = %v, %v", ok, err)
+	ref := ChunkRef{Seq: 1, Len: len(data), Digest: chunk.Sum(data)}
+	if n, _, err := ch.Reserve(ctx, res.ID, []ChunkRef{ref}, 1<<20); n != 1 || err != nil {
+		t.Fatalf("Reserve = %v, %v", n, err)
 	}
 	if err := ch.PutChunk(ctx, res.ID, 1, data); err != nil {
 		t.Fatal(err)
 	}
-	if err := ch.Commit(ctx, res.ID, 1, len(data), chunk.Sum(data)); err != nil {
+	if err := ch.Commit(ctx, res.ID, []ChunkRef{ref}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ch.Complete(ctx, res.ID, int64(len(data)), chunk.Sum(data)); err != nil {
@@ -125,5 +127,152 @@ func TestBeginRefusesWithoutGroupsAndDetectsBusyUpload(t *testing.T) {
 	other.Takeover = true
 	if res, _ := ch.Begin(ctx, other); res.Status != BeginResume || res.ID != "0000000000000001" {
 		t.Fatalf("Begin with takeover = %+v, want resume of the first upload", res)
+	}
+}
+
+// begin announces an upload with chunk size 1024 and returns its id.
+func begin(t *testing.T, ch Channel, name string) string {
+	t.Helper()
+	rec := wire.File{Kind: wire.KindFile, Name: name, ChunkSize: 1024, Sender: "h/1/x"}
+	res, err := ch.Begin(context.Background(), BeginArgs{ID: "00000000000000" + name, Name: name, Kind: rec.Kind, Sender: rec.Sender, Stale: time.Minute, Fields: rec.Fields()})
+	if err != nil || res.Status != BeginNew {
+		t.Fatalf("Begin = %+v, %v", res, err)
+	}
+	return res.ID
+}
+
+func refs(lens ...int) []ChunkRef {
+	out := make([]ChunkRef, len(lens))
+	for i, n := range lens {
+		out[i] = ChunkRef{Seq: int64(i + 1), Len: n}
+	}
+	return out
+}
+
+func TestReserveGrantsThePrefixThatFitsAndIsIdempotent(t *testing.T) {
+	ch, srv := setup(t)
+	ctx := context.Background()
+	ch.Join(ctx, "g")
+	if err := ch.SetBudget(ctx, 2500); err != nil {
+		t.Fatal(err)
+	}
+	id := begin(t, ch, "f1")
+	chunks := refs(1000, 1000, 1000, 10)
+	n, after, err := ch.Reserve(ctx, id, chunks, 1<<30)
+	if err != nil || n != 2 || after == "" {
+		t.Fatalf("Reserve(4 chunks into 2500 bytes) = %d, %q, %v; want 2 granted and an event to wait for", n, after, err)
+	}
+	if got := srv.MustDo(t, "GET", "fc:{t}:bytes"); got != "2000" {
+		t.Errorf("bytes = %s, want 2000", got)
+	}
+	// A retry of the same call (its reply lost) counts nothing twice.
+	if n, _, _ := ch.Reserve(ctx, id, chunks, 1<<30); n != 2 {
+		t.Errorf("retried Reserve granted %d, want 2", n)
+	}
+	if got := srv.MustDo(t, "GET", "fc:{t}:bytes"); got != "2000" {
+		t.Errorf("bytes after retry = %s, want 2000", got)
+	}
+	if got := srv.MustDo(t, "HGET", "fc:{t}:f:"+id, "held"); got != "2000" {
+		t.Errorf("held = %s, want 2000", got)
+	}
+}
+
+func TestReserveAdmitsOneChunkIntoAnEmptyChannel(t *testing.T) {
+	ch, _ := setup(t)
+	ctx := context.Background()
+	ch.Join(ctx, "g")
+	ch.SetBudget(ctx, 100)
+	id := begin(t, ch, "f1")
+	if n, _, err := ch.Reserve(ctx, id, refs(1000, 1000), 1<<30); err != nil || n != 1 {
+		t.Fatalf("Reserve into an empty channel with a small budget = %d, %v; want 1", n, err)
+	}
+}
+
+func TestReserveOnAbortedUploadIsGone(t *testing.T) {
+	ch, _ := setup(t)
+	ctx := context.Background()
+	ch.Join(ctx, "g")
+	id := begin(t, ch, "f1")
+	if err := ch.Abort(ctx, id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ch.Reserve(ctx, id, refs(10), 1<<30); !errors.Is(err, ErrGone) {
+		t.Fatalf("Reserve after abort = %v, want ErrGone", err)
+	}
+}
+
+func TestCommitBatchesInOrderRepeatsAndRefusesGaps(t *testing.T) {
+	ch, srv := setup(t)
+	ctx := context.Background()
+	ch.Join(ctx, "g")
+	id := begin(t, ch, "f1")
+	chunks := refs(10, 20, 30, 40)
+	for i := range chunks {
+		chunks[i].Digest = chunk.Sum([]byte{byte(i)})
+	}
+	if err := ch.Commit(ctx, id, chunks[:3]); err != nil {
+		t.Fatal(err)
+	}
+	// A repeated call whose reply was lost, overlapping the next chunk.
+	if err := ch.Commit(ctx, id, chunks[1:]); err != nil {
+		t.Fatalf("overlapping repeat: %v", err)
+	}
+	got, err := ch.Index(ctx, id, 1, 10, 1024)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("Index = %v, %v; want 4 entries", got, err)
+	}
+	for i, e := range got {
+		if e.Seq != chunks[i].Seq || e.Len != chunks[i].Len || e.Digest != chunks[i].Digest {
+			t.Errorf("entry %d = %+v, want %+v", i, e, chunks[i])
+		}
+	}
+	if n := srv.MustDo(t, "HGET", "fc:{t}:f:"+id, "n"); n != "4" {
+		t.Errorf("n = %s, want 4", n)
+	}
+	gap := []ChunkRef{{Seq: 6, Len: 1, Digest: chunks[0].Digest}}
+	if err := ch.Commit(ctx, id, gap); err == nil || errors.Is(err, ErrGone) {
+		t.Errorf("Commit with a gap = %v, want an error", err)
+	}
+}
+
+func TestCommitAfterAbortDeletesTheChunks(t *testing.T) {
+	ch, srv := setup(t)
+	ctx := context.Background()
+	ch.Join(ctx, "g")
+	id := begin(t, ch, "f1")
+	for seq := int64(1); seq <= 2; seq++ {
+		if err := ch.PutChunk(ctx, id, seq, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch.Abort(ctx, id, "test")
+	if err := ch.Commit(ctx, id, refs(1, 1)); !errors.Is(err, ErrGone) {
+		t.Fatalf("Commit after abort = %v, want ErrGone", err)
+	}
+	if keys := srv.Keys("fc:{t}:f:" + id + ":c:*"); len(keys) != 0 {
+		t.Errorf("chunk keys left: %v", keys)
+	}
+}
+
+func TestReadChunkIntoBuffer(t *testing.T) {
+	ch, srv := setup(t)
+	ctx := context.Background()
+	srv.MustDo(t, "SET", "fc:{t}:f:x:c:1", "hello world")
+	buf := make([]byte, 64)
+	got, size, err := ch.ReadChunk(ctx, "x", 1, buf)
+	if err != nil || string(got) != "hello world" || size != 11 || &got[0] != &buf[0] {
+		t.Fatalf("ReadChunk = %q, %d, %v; want the value read into buf", got, size, err)
+	}
+	// A value longer than the buffer is cut, and its full size reported.
+	got, size, err = ch.ReadChunk(ctx, "x", 1, buf[:0:5])
+	if err != nil || string(got) != "hello" || size != 11 {
+		t.Fatalf("ReadChunk into 5 bytes = %q, %d, %v; want %q, 11", got, size, err, "hello")
+	}
+	// The connection is still usable after a cut value.
+	if got, _, err = ch.ReadChunk(ctx, "x", 1, buf); err != nil || string(got) != "hello world" {
+		t.Fatalf("ReadChunk after a cut value = %q, %v", got, err)
+	}
+	if _, _, err := ch.ReadChunk(ctx, "x", 2, buf); !errors.Is(err, ErrGone) {
+		t.Fatalf("ReadChunk of a missing chunk = %v, want ErrGone", err)
 	}
 }

@@ -1,16 +1,23 @@
--- commit publishes a stored chunk in the file's index. A chunk stored after
--- its file was aborted or released is deleted instead, so nothing leaks.
--- ARGV: base, id, seq, len, digest, now_ms
+-- commit publishes stored chunks in the file's index, in order. Chunks
+-- stored after their file was aborted or released are deleted instead, so
+-- nothing leaks.
+-- ARGV: base, id, now_ms, seq1, len1, digest1, seq2, len2, digest2, ...
 -- Returns 'ok' | 'gone'
 local fk = fkey(ARGV[2])
-local seq = tonumber(ARGV[3])
 if redis.call('HGET', fk, 'state') ~= 'uploading' then
-  redis.call('UNLINK', fk .. ':c:' .. seq)
+  for i = 4, #ARGV, 3 do redis.call('UNLINK', fk .. ':c:' .. ARGV[i]) end
   return 'gone'
 end
 local n = tonumber(redis.call('HGET', fk, 'n'))
-if seq <= n then return 'ok' end
-if seq ~= n + 1 then return redis.error_reply('ERR commit of chunk ' .. seq .. ' after chunk ' .. n) end
-redis.call('XADD', fk .. ':idx', '0-' .. seq, 'n', ARGV[4], 'h', ARGV[5])
-redis.call('HSET', fk, 'n', seq, 'hb', ARGV[6])
+local last = n
+for i = 4, #ARGV, 3 do
+  local seq = tonumber(ARGV[i])
+  -- seq <= n: a repeat of a call whose reply was lost.
+  if seq > last then
+    if seq ~= last + 1 then return redis.error_reply('ERR commit of chunk ' .. seq .. ' after chunk ' .. last) end
+    redis.call('XADD', fk .. ':idx', '0-' .. seq, 'n', ARGV[i + 1], 'h', ARGV[i + 2])
+    last = seq
+  end
+end
+if last > n then redis.call('HSET', fk, 'n', last, 'hb', ARGV[3]) end
 return 'ok'

@@ -1,21 +1,38 @@
--- reserve takes n bytes of the channel's budget for chunk seq of a file.
--- ARGV: base, id, seq, n, default_max, now_ms
--- Returns {'ok'} | {'wait', last_event_id} | {'gone', state}
+-- reserve takes budget for chunks of a file: for each (seq, n) pair in
+-- order, n bytes of the channel's budget, stopping at the first that does
+-- not fit. A chunk is always admitted when the channel holds nothing, so a
+-- budget smaller than one chunk cannot deadlock.
+-- ARGV: base, id, default_max, now_ms, seq1, n1, seq2, n2, ...
+-- Returns {granted, last_event_id}: granted = how many pairs (a prefix) now
+-- hold budget; if fewer than all, wait for an event after last_event_id
+-- ('0-0' if none) and call again with the rest. {-1, state} if the upload
+-- is not in progress.
 local fk = fkey(ARGV[2])
-local seq, n = tonumber(ARGV[3]), tonumber(ARGV[4])
 local st = redis.call('HGET', fk, 'state')
-if st ~= 'uploading' then return {'gone', st or 'released'} end
--- A retried call (its reply was lost) must not count the chunk twice.
-if seq <= tonumber(redis.call('HGET', fk, 'r')) then return {'ok'} end
-local max = tonumber(redis.call('HGET', base .. 'cfg', 'max') or ARGV[5])
+if st ~= 'uploading' then return {-1, st or 'released'} end
+local r = tonumber(redis.call('HGET', fk, 'r'))
+local max = tonumber(redis.call('HGET', base .. 'cfg', 'max') or ARGV[3])
 local cur = tonumber(redis.call('GET', base .. 'bytes') or '0')
-if cur > 0 and cur + n > max then
-  redis.call('HSET', fk, 'hb', ARGV[6])
-  local last = redis.call('XREVRANGE', base .. 'ev', '+', '-', 'COUNT', 1)
-  if #last > 0 then return {'wait', last[1][1]} end
-  return {'wait', '0-0'}
+local granted, add = 0, 0
+for i = 5, #ARGV, 2 do
+  local seq, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  -- A retried call (its reply was lost) must not count a chunk twice.
+  if seq > r then
+    if cur + add > 0 and cur + add + n > max then break end
+    add = add + n
+    r = seq
+  end
+  granted = granted + 1
 end
-redis.call('INCRBY', base .. 'bytes', n)
-redis.call('HINCRBY', fk, 'held', n)
-redis.call('HSET', fk, 'r', seq)
-return {'ok'}
+if add > 0 then
+  redis.call('INCRBY', base .. 'bytes', add)
+  redis.call('HINCRBY', fk, 'held', add)
+  redis.call('HSET', fk, 'r', r)
+end
+if granted * 2 < #ARGV - 4 then
+  redis.call('HSET', fk, 'hb', ARGV[4])
+  local last = redis.call('XREVRANGE', base .. 'ev', '+', '-', 'COUNT', 1)
+  if #last > 0 then return {granted, last[1][1]} end
+  return {granted, '0-0'}
+end
+return {granted, ''}
