@@ -29,3 +29,10 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+## bench: filecast beside the raw Redis ceilings (≈1 GiB of logs, 3 runs, a 10 GiB stream);
+## BENCHFLAGS='-size 256MiB -big 2GiB' for a shorter run. Writes bench-results.json.
+BENCHFLAGS ?=
+bench:
+	@bash scripts/ensure-redis.sh
+	$(GO) run ./bench $(BENCHFLAGS)
