@@ -13,6 +13,7 @@ import (
 
 	"github.com/filecast/filecast"
 	"github.com/filecast/filecast/internal/redistest"
+	"github.com/filecast/filecast/internal/store"
 )
 
 // Benchmarks of the two hot paths, each beside its raw Redis ceiling, on a
@@ -44,6 +45,7 @@ func rawClient(b *testing.B, url string) rueidis.Client {
 		b.Fatal(err)
 	}
 	opt.DisableCache = true
+	store.TuneDialer(&opt.Dialer)
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
 		b.Fatal(err)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/redis/rueidis"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/filecast/filecast/internal/store"
 )
 
 // The ceilings: what Redis serves with no filecast logic at all, through
@@ -91,6 +93,7 @@ func newRaw(url string, oneConn bool) (rueidis.Client, error) {
 	}
 	opt.DisableCache = true
 	opt.DisableRetry = true
+	store.TuneDialer(&opt.Dialer)
 	if oneConn {
 		opt.PipelineMultiplex = 0
 	}

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/filecast/filecast"
@@ -36,13 +37,19 @@ func main() {
 	os.Exit(report(err, interrupted))
 }
 
-// startProfile writes a CPU profile to $FILECAST_CPUPROFILE and a heap
-// profile to $FILECAST_MEMPROFILE, for performance work (see make bench).
+// startProfile writes a CPU profile to $FILECAST_CPUPROFILE, an allocation
+// profile to $FILECAST_MEMPROFILE and an execution trace to
+// $FILECAST_TRACE, for performance work (see make bench).
 func startProfile() (stop func()) {
 	var stops []func()
 	if path := os.Getenv("FILECAST_CPUPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
 			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if path := os.Getenv("FILECAST_TRACE"); path != "" {
+		if f, err := os.Create(path); err == nil && trace.Start(f) == nil {
+			stops = append(stops, func() { trace.Stop(); f.Close() })
 		}
 	}
 	if path := os.Getenv("FILECAST_MEMPROFILE"); path != "" {
