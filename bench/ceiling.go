@@ -33,6 +33,8 @@ type ceiling struct {
 	// The ways of writing and reading, before taking the fastest.
 	setPooled, setOneConn                  float64
 	get1Do, get1Stream, get4Do, get4Stream float64
+	// CPU used by the fastest way of each.
+	setCPU, get1CPU, get4CPU cpuUse
 }
 
 // ceilings measures the raw figures on url, starting from an empty server

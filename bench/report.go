@@ -43,6 +43,10 @@ type figure struct {
 	Min  float64 `json:"target_min,omitempty"`
 	Max  float64 `json:"target_max,omitempty"`
 	Pass *bool   `json:"pass,omitempty"`
+	// CPU used, in cores (median over the runs): Redis, and the filecast
+	// processes (or the bench process, for library measurements).
+	CPURuns []cpuUse `json:"cpu_runs,omitempty"`
+	CPU     *cpuUse  `json:"cpu,omitempty"`
 }
 
 // targets are the goals of issue 3, by figure name prefix.
@@ -81,7 +85,15 @@ func (r *report) addCeilings(conn string, c ceiling) {
 		{"GET, 1 reader, pipelined Do", c.get1Do}, {"GET, 1 reader, DoMultiStream", c.get1Stream},
 		{"GET, 4 readers, pipelined Do", c.get4Do}, {"GET, 4 readers, DoMultiStream", c.get4Stream},
 	} {
-		r.figure(&r.Ceilings, conn+": "+x.name, "B/s").Runs = append(r.figure(&r.Ceilings, conn+": "+x.name, "B/s").Runs, x.v)
+		f := r.figure(&r.Ceilings, conn+": "+x.name, "B/s")
+		f.Runs = append(f.Runs, x.v)
+	}
+	for _, x := range []struct {
+		name string
+		use  cpuUse
+	}{{"SET", c.setCPU}, {"GET, 1 reader", c.get1CPU}, {"GET, 4 readers", c.get4CPU}} {
+		f := r.figure(&r.Ceilings, conn+": "+x.name, "B/s")
+		f.CPURuns = append(f.CPURuns, x.use)
 	}
 }
 
@@ -120,6 +132,12 @@ func (r *report) add(name string, v, against float64, againstName string) {
 	f.AgainstName = againstName
 }
 
+// cpu records the CPU one run of a figure used.
+func (r *report) cpu(name string, use cpuUse) {
+	f := r.figure(&r.Results, name, "")
+	f.CPURuns = append(f.CPURuns, use)
+}
+
 // addLower is add for a figure where lower is better (a time).
 func (r *report) addLower(name string, v, against float64, againstName string) {
 	unit := "s"
@@ -136,6 +154,13 @@ func (r *report) addLower(name string, v, against float64, againstName string) {
 func (r *report) finish() {
 	for _, f := range append(slices.Clone(r.Ceilings), r.Results...) {
 		f.Value = median(f.Runs)
+		if len(f.CPURuns) > 0 {
+			var rs, fs []float64
+			for _, c := range f.CPURuns {
+				rs, fs = append(rs, c.Redis), append(fs, c.Filecast)
+			}
+			f.CPU = &cpuUse{Redis: median(rs), Filecast: median(fs)}
+		}
 		if len(f.AgainstRuns) == 0 {
 			continue
 		}
@@ -173,14 +198,14 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "dataset: %d files, %s of logs, %s as sent; %d runs, medians; filecast over %s\n\n",
 		r.Dataset["files"], fmtBytes(r.Dataset["log_bytes"]), fmtBytes(r.Dataset["bytes"]), r.Config.Runs, r.Config.Conn)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ceiling (raw Redis, same client, chunk-sized values)\tmedian\truns")
+	fmt.Fprintln(tw, "ceiling (raw Redis, same client, chunk-sized values)\tmedian\truns\tCPU cores: redis + client")
 	for _, f := range r.Ceilings {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, f.format(f.Value), f.formatRuns())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, f.format(f.Value), f.formatRuns(), f.cpuText())
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "filecast\tmedian\tagainst\tvalue\tratio\ttarget\t")
+	fmt.Fprintln(tw, "filecast\tmedian\tagainst\tvalue\tratio\ttarget\t\tCPU cores: redis + filecast")
 	for _, f := range r.Results {
 		target, verdict := "", ""
 		switch {
@@ -192,7 +217,7 @@ func (r *report) print(w io.Writer) {
 		if f.Pass != nil {
 			verdict = map[bool]string{true: "ok", false: "MISSED"}[*f.Pass]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%s\t%s\n", f.Name, f.format(f.Value), f.AgainstName, f.format(f.Against), f.Ratio, target, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\n", f.Name, f.format(f.Value), f.AgainstName, f.format(f.Against), f.Ratio, target, verdict, f.cpuText())
 	}
 	tw.Flush()
 }
@@ -209,6 +234,13 @@ func (f *figure) format(v float64) string {
 		return fmt.Sprintf("%.3f s", v)
 	}
 	return fmt.Sprint(v)
+}
+
+func (f *figure) cpuText() string {
+	if f.CPU == nil {
+		return ""
+	}
+	return fmt.Sprintf("%.2f + %.2f", f.CPU.Redis, f.CPU.Filecast)
 }
 
 func (f *figure) formatRuns() string {

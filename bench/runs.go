@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -28,6 +29,7 @@ type proc struct {
 	stderr bytes.Buffer
 	hwm    atomic.Int64 // peak RSS, polled from /proc
 	done   chan struct{}
+	cpu    time.Duration // user + system time, once it exited
 }
 
 // start runs the filecast binary with args against the bench's server.
@@ -72,6 +74,10 @@ func (p *proc) poll() {
 func (p *proc) wait() (int64, error) {
 	err := p.cmd.Wait()
 	close(p.done)
+	if p.cmd.ProcessState != nil {
+		p.cmd.ProcessState.SysUsage()
+		p.cpu = p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w\n%s", strings.Join(p.cmd.Args[1:], " "), err, lastLines(p.stderr.String(), 5))
 	}
@@ -141,6 +147,7 @@ func (e *env) uploadAndDeliver(ctx context.Context, rep *report) error {
 
 	// Upload: the wall time of filecast send, budget large enough to hold it all.
 	args := append([]string{"send", channel, "--eof", "--max-bytes", strconv.FormatInt(2*e.data.bytes+(1<<30), 10)}, e.data.files...)
+	m := e.meter(ctx)
 	t0 := time.Now()
 	p, err := e.start(ctx, nil, nil, args...)
 	if err != nil {
@@ -153,11 +160,12 @@ func (e *env) uploadAndDeliver(ctx context.Context, rep *report) error {
 	el := time.Since(t0)
 	c := rep.ceiling(e.cfg.Conn)
 	rep.add("upload (filecast send)", float64(e.data.bytes)/el.Seconds(), c.set, "SET")
+	rep.cpu("upload (filecast send)", m.stop(ctx, el, p))
 	rep.add("sender peak RSS, upload", float64(rss), 64<<20, "")
 	e.log("upload: %s in %v", rate(float64(e.data.bytes)/el.Seconds()), el.Round(time.Millisecond))
 
 	for _, r := range runs {
-		agg, rss, err := e.deliver(ctx, r.groups, r.dir)
+		agg, rss, use, err := e.deliver(ctx, r.groups, r.dir)
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
@@ -166,6 +174,7 @@ func (e *env) uploadAndDeliver(ctx context.Context, rep *report) error {
 			ceil, cname = c.get1, "GET, 1 reader"
 		}
 		rep.add(r.name, agg, ceil, cname)
+		rep.cpu(r.name, use)
 		rep.add("receiver peak RSS, "+strings.TrimPrefix(r.name, "deliver to "), float64(rss), 64<<20, "")
 		e.log("%s: %s aggregate", r.name, rate(agg))
 	}
@@ -173,14 +182,16 @@ func (e *env) uploadAndDeliver(ctx context.Context, rep *report) error {
 }
 
 // deliver runs one receiver per group until the end-of-batch mark and
-// returns the aggregate bytes per second and the largest peak RSS.
-func (e *env) deliver(ctx context.Context, groups []string, toDir bool) (float64, int64, error) {
+// returns the aggregate bytes per second, the largest peak RSS and the CPU
+// used.
+func (e *env) deliver(ctx context.Context, groups []string, toDir bool) (float64, int64, cpuUse, error) {
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, cpuUse{}, err
 	}
 	defer devnull.Close()
 	var ps []*proc
+	m := e.meter(ctx)
 	t0 := time.Now()
 	for _, g := range groups {
 		args := []string{"recv", channel, "--group", g, "--until-eof"}
@@ -193,7 +204,7 @@ func (e *env) deliver(ctx context.Context, groups []string, toDir bool) (float64
 		}
 		p, err := e.start(ctx, nil, out, args...)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, cpuUse{}, err
 		}
 		ps = append(ps, p)
 	}
@@ -205,18 +216,19 @@ func (e *env) deliver(ctx context.Context, groups []string, toDir bool) (float64
 		peak = max(peak, rss)
 	}
 	el := time.Since(t0)
+	use := m.stop(ctx, el, ps...)
 	if err := errors.Join(errs...); err != nil {
-		return 0, 0, err
+		return 0, 0, use, err
 	}
 	if toDir {
 		for _, g := range groups {
 			if err := e.checkDir(filepath.Join(e.work, "out", g)); err != nil {
-				return 0, 0, err
+				return 0, 0, use, err
 			}
 		}
 		os.RemoveAll(filepath.Join(e.work, "out"))
 	}
-	return float64(len(groups)) * float64(e.data.bytes) / el.Seconds(), peak, nil
+	return float64(len(groups)) * float64(e.data.bytes) / el.Seconds(), peak, use, nil
 }
 
 // checkDir checks that dir holds every file of the dataset, whole.
@@ -258,6 +270,7 @@ func (e *env) endToEnd(ctx context.Context, rep *report) error {
 		ps = append(ps, p)
 	}
 	args := append([]string{"send", channel, "--eof", "--max-bytes", strconv.FormatInt(e.cfg.Budget, 10)}, e.data.files...)
+	m := e.meter(ctx)
 	t0 := time.Now()
 	sender, err := e.start(ctx, nil, nil, args...)
 	if err != nil {
@@ -276,6 +289,7 @@ func (e *env) endToEnd(ctx context.Context, rep *report) error {
 	b := float64(e.data.bytes)
 	ideal := max(b/c.set, 4*b/c.get4)
 	rep.addLower("end to end, sender + 4 groups", el.Seconds(), ideal, "ideal: max(upload alone, 4-reader delivery alone)")
+	rep.cpu("end to end, sender + 4 groups", m.stop(ctx, el, append(ps, sender)...))
 	e.log("end to end: %v (ideal %.3fs)", el.Round(time.Millisecond), ideal)
 	return nil
 }
@@ -347,6 +361,7 @@ func (e *env) lines(ctx context.Context, rep *report) error {
 	defer c.Close()
 	var mu sync.Mutex
 	var viaLib int64
+	m := e.meter(ctx)
 	t0 := time.Now()
 	err = c.Receive(ctx, channel, func(ctx context.Context, f *filecast.File) error {
 		n, err := countLines(f)
@@ -356,6 +371,7 @@ func (e *env) lines(ctx context.Context, rep *report) error {
 		return err
 	}, filecast.ReceiveOptions{Group: "lines", UntilEOF: true})
 	lib := time.Since(t0)
+	use := m.stop(ctx, lib)
 	if err != nil {
 		return err
 	}
@@ -379,6 +395,7 @@ func (e *env) lines(ctx context.Context, rep *report) error {
 	}
 	b := float64(e.data.logBytes)
 	rep.add("count lines through the library", b/lib.Seconds(), b/loc.Seconds(), "plain Go count of the local files")
+	rep.cpu("count lines through the library", use)
 	return nil
 }
 
@@ -427,6 +444,7 @@ func (e *env) memory(ctx context.Context, rep *report) error {
 		return err
 	}
 	pr, pw := io.Pipe()
+	m := e.meter(ctx)
 	t0 := time.Now()
 	send, err := e.start(ctx, pr, nil, "send", channel, "-", "--name", "big.log", "--eof", "--max-bytes", strconv.FormatInt(e.cfg.Budget, 10))
 	if err != nil {
@@ -437,6 +455,7 @@ func (e *env) memory(ctx context.Context, rep *report) error {
 	pr.Close()
 	recvRSS, err2 := recv.wait()
 	el := time.Since(t0)
+	use := m.stop(ctx, el, send, recv)
 	peak := s.stop()
 	if err := errors.Join(err1, err2); err != nil {
 		return err
@@ -448,6 +467,7 @@ func (e *env) memory(ctx context.Context, rep *report) error {
 	rep.add("receiver peak RSS, "+big, float64(recvRSS), 64<<20, "")
 	c := rep.ceiling(e.cfg.Conn)
 	rep.add("throughput, "+big+" through the budget", float64(e.cfg.Big)/el.Seconds(), min(c.set, c.get1), "min(SET, GET 1 reader)")
+	rep.cpu("throughput, "+big+" through the budget", use)
 	e.log("memory: %s in %v, Redis grew %s (budget %s), RSS sender %s receiver %s", big, el.Round(time.Millisecond),
 		fmtBytes(peak-base), fmtBytes(e.cfg.Budget), fmtBytes(sendRSS), fmtBytes(recvRSS))
 	return nil
@@ -533,4 +553,62 @@ func (s *sampler) stop() int64 {
 	<-s.done
 	s.rc.Close()
 	return s.peak
+}
+
+// cpuUse is the CPU a measurement used, in cores (CPU seconds per second
+// of wall time): what says whether it was bound by the machine's 2 cores.
+type cpuUse struct {
+	Redis, Filecast float64
+}
+
+// meter measures the CPU Redis, the bench process itself and commands
+// started by it use over one measurement.
+type meter struct {
+	e           *env
+	redis, self time.Duration
+}
+
+func (e *env) meter(ctx context.Context) meter {
+	return meter{e: e, redis: e.redisCPU(ctx), self: selfCPU()}
+}
+
+// stop returns the CPU used since meter, over wall, by Redis and by the
+// bench process plus ps (which must have exited).
+func (m meter) stop(ctx context.Context, wall time.Duration, ps ...*proc) cpuUse {
+	client := selfCPU() - m.self
+	for _, p := range ps {
+		client += p.cpu
+	}
+	return cpuUse{
+		Redis:    (m.e.redisCPU(ctx) - m.redis).Seconds() / wall.Seconds(),
+		Filecast: client.Seconds() / wall.Seconds(),
+	}
+}
+
+// redisCPU returns the CPU time the server has used (INFO cpu).
+func (e *env) redisCPU(ctx context.Context) time.Duration {
+	info, err := e.srv.Do("INFO", "cpu")
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for line := range strings.Lines(info) {
+		line = strings.TrimSpace(line)
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				total += f
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// selfCPU returns the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -109,6 +109,7 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		start := time.Now()
 		var info *filecast.FileInfo
 		if it.path == "-" {
+			growPipe(os.Stdin)
 			info, err = c.Send(ctx, channel, os.Stdin, filecast.Meta{Name: it.name}, opt)
 		} else {
 			info, err = c.SendFile(ctx, channel, it.path, it.name, opt)
