@@ -58,6 +58,7 @@ type config struct {
 	Budget  int64  `json:"budget"`
 	Big     int64  `json:"big"` // bytes of the generated stream (0: skip)
 	Groups  []int  `json:"groups"`
+	Bin     string `json:"bin,omitempty"` // a filecast binary to measure instead of building one
 	Cache   string `json:"-"`
 	JSON    string `json:"-"`
 	Verbose bool   `json:"-"`
@@ -108,6 +109,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.Cache, "cache", filepath.Join(home, "filecast-bench"), "where the dataset is kept")
 	fs.StringVar(&cfg.JSON, "json", "bench-results.json", "write the results as JSON here (empty: don't)")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log each measurement")
+	fs.StringVar(&cfg.Bin, "bin", "", "measure this filecast binary (e.g. an older build) instead of building ./cmd/filecast;\nthe first-byte and line figures always use this tree's library")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -151,7 +153,14 @@ func run(ctx context.Context, cfg config, logw *os.File) (*report, error) {
 
 	logf("building filecast and genlogs")
 	bin := filepath.Join(work, "filecast")
-	for _, b := range [][]string{{bin, "./cmd/filecast"}, {filepath.Join(work, "genlogs"), "./examples/genlogs"}} {
+	builds := [][]string{{bin, "./cmd/filecast"}, {filepath.Join(work, "genlogs"), "./examples/genlogs"}}
+	if cfg.Bin != "" {
+		if bin, err = filepath.Abs(cfg.Bin); err != nil {
+			return nil, err
+		}
+		builds = builds[1:]
+	}
+	for _, b := range builds {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1])
 		cmd.Stderr = logw
 		if err := cmd.Run(); err != nil {
