@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -395,5 +396,54 @@ func TestReceiveCancelWithDeadlineIsPrompt(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Receive did not return within 10s of cancel")
+	}
+}
+
+// failingSyncer fails every Sync.
+type failingSyncer struct{}
+
+func (failingSyncer) Sync() error { return errors.New("disk on fire") }
+
+// A receiver reports a chunk as consumed only after its sink synced it;
+// when the sync fails, reading fails with that error (the report goes out
+// from a goroutine of its own), so the file is not acknowledged as done
+// and nothing is trimmed on the strength of a write that is not on disk.
+func TestFailedSyncFailsTheRead(t *testing.T) {
+	const chunk = 4 << 10
+	c, srv := newClient(t, filecast.Options{ChunkSize: chunk})
+	ctx := context.Background()
+	c.Join(ctx, "s", "g")
+	data := randomBytes(7, 64*chunk)
+	var results []filecast.Result
+	var mu sync.Mutex
+	_, wait := receive(t, c, "s", func(ctx context.Context, f *filecast.File) error {
+		f.SetSyncer(failingSyncer{})
+		_, err := io.Copy(io.Discard, f)
+		return err
+	}, filecast.ReceiveOptions{Group: "g", UntilEOF: true, Retries: -1, OnResult: func(r filecast.Result) {
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	}})
+	// A budget of 8 chunks: the reader reports every 2 chunks, and the
+	// sender needs those reports to go on. Once the only group gave up on
+	// the file, the sender stops instead of waiting for budget forever.
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Send(ctx, "s", bytes.NewReader(data), filecast.Meta{Name: "f"}, filecast.SendOptions{MaxBytes: 8 * chunk})
+		c.SendEOF(ctx, "s")
+		sent <- err
+	}()
+	if err := <-sent; !errors.Is(err, filecast.ErrGone) || !strings.Contains(err.Error(), "gave up") {
+		t.Errorf("Send = %v, want ErrGone saying every group gave up", err)
+	}
+	if err := wait(); !errors.Is(err, filecast.ErrFailed) {
+		t.Fatalf("Receive = %v, want ErrFailed", err)
+	}
+	if len(results) != 1 || results[0].Err == nil || !strings.Contains(results[0].Err.Error(), "disk on fire") {
+		t.Fatalf("results %+v, want one failure naming the sync error", results)
+	}
+	if left := leftovers(srv, "s"); len(left) != 0 {
+		t.Errorf("keys left: %v", left)
 	}
 }

@@ -1,7 +1,7 @@
 package filecast
 
 import (
-	"sync"
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -29,9 +29,6 @@ type reporter struct {
 	full     atomic.Bool  // the last report found the budget full
 	now      chan struct{}
 	idle     chan struct{}
-
-	mu  sync.Mutex
-	err error // the first failed report (sync or Redis)
 
 	signaled int64 // reader side: consumed at the last "now"
 }
@@ -61,13 +58,6 @@ func (r *reporter) caughtUp() {
 	} else {
 		poke(r.idle)
 	}
-}
-
-// failed returns the error of a failed report, if any.
-func (r *reporter) failed() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
 }
 
 func poke(c chan struct{}) {
@@ -122,11 +112,11 @@ func (r *reporter) run() {
 	}
 }
 
+// fail stops the file's reading with err: the reader, perhaps waiting for
+// chunks that only this report would have let the sender store, returns it.
 func (r *reporter) fail(err error) {
 	if r.f.ctx.Err() != nil {
 		return // the file was closed
 	}
-	r.mu.Lock()
-	r.err = err
-	r.mu.Unlock()
+	r.f.cancel(fmt.Errorf("report progress of %s: %w", r.f.Name, err))
 }

@@ -40,7 +40,7 @@ type File struct {
 	// context it was opened with (as net/http keeps a request's) and Close
 	// cancels it.
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc // the cause: Close, or a failed progress report
 	wg     sync.WaitGroup
 
 	started bool
@@ -87,7 +87,7 @@ func (c *Client) open(ctx context.Context, ch store.Channel, id, group string) (
 	if rec.Kind != wire.KindFile {
 		return nil, &Error{Op: "open", Channel: ch.Keys().Channel(), ID: id, Err: fmt.Errorf("%w: not a file but a %s", ErrUsage, rec.Kind)}
 	}
-	fctx, cancel := context.WithCancel(ctx)
+	fctx, cancel := context.WithCancelCause(ctx)
 	f := &File{
 		FileInfo: FileInfo{Channel: ch.Keys().Channel(), ID: id, Name: rec.Name, Size: rec.Size, Mode: rec.Mode,
 			ModTime: rec.ModTime, Entry: rec.Entry},
@@ -103,7 +103,7 @@ func (c *Client) open(ctx context.Context, ch store.Channel, id, group string) (
 	if group != "" {
 		_, budget, err := ch.Budget(ctx)
 		if err != nil {
-			cancel()
+			cancel(nil)
 			return nil, err
 		}
 		if budget == 0 {
@@ -193,7 +193,7 @@ func (f *File) Lines() iter.Seq2[[]byte, error] { return Lines(f) }
 
 // Close stops fetching and waits for the fetching goroutines.
 func (f *File) Close() error {
-	f.cancel()
+	f.cancel(nil)
 	if f.started {
 		for range f.queue { // unblock the fetcher, drop what it fetched
 		}
@@ -206,10 +206,6 @@ func (f *File) Close() error {
 func (f *File) advance() {
 	if f.rep != nil {
 		f.rep.consume(f.curSeq)
-		if err := f.rep.failed(); err != nil {
-			f.err = err
-			return
-		}
 	}
 	if f.curBuf != nil {
 		f.bufs.Put(f.curBuf)
@@ -240,12 +236,12 @@ func (f *File) advance() {
 		select {
 		case x, ok = <-f.queue:
 		case <-f.ctx.Done():
-			f.err = f.ctx.Err()
+			f.err = context.Cause(f.ctx)
 			return
 		}
 	}
 	if !ok {
-		f.err = f.ctx.Err()
+		f.err = context.Cause(f.ctx)
 		if f.err == nil {
 			f.err = fmt.Errorf("read %s: fetcher stopped", f.Name)
 		}
@@ -254,7 +250,7 @@ func (f *File) advance() {
 	select {
 	case <-x.done:
 	case <-f.ctx.Done():
-		f.err = f.ctx.Err()
+		f.err = context.Cause(f.ctx)
 		return
 	}
 	if x.err != nil {

@@ -174,7 +174,10 @@ func (ch Channel) Reserve(ctx context.Context, id string, chunks []ChunkRef, def
 		return 0, "", fmt.Errorf("reserve budget: %w", err)
 	}
 	after, _ = r[1].ToString()
-	if n < 0 {
+	switch {
+	case n < 0 && after == "unwanted":
+		return 0, "", fmt.Errorf("reserve budget: every receiver group gave up on the file while it was uploading, so the upload was aborted: %w", ErrGone)
+	case n < 0:
 		return 0, "", fmt.Errorf("reserve budget: upload is %s: %w", after, ErrGone)
 	}
 	return int(n), after, nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -274,5 +275,32 @@ func TestReadChunkIntoBuffer(t *testing.T) {
 	}
 	if _, _, err := ch.ReadChunk(ctx, "x", 2, buf); !errors.Is(err, ErrGone) {
 		t.Fatalf("ReadChunk of a missing chunk = %v, want ErrGone", err)
+	}
+}
+
+func TestReserveAbortsAnUploadEveryGroupGaveUpOn(t *testing.T) {
+	ch, srv := setup(t)
+	ctx := context.Background()
+	ch.Join(ctx, "g")
+	id := begin(t, ch, "f1")
+	if n, _, err := ch.Reserve(ctx, id, refs(10), 1<<30); err != nil || n != 1 {
+		t.Fatalf("Reserve = %d, %v", n, err)
+	}
+	got, err := ch.ReadGroup(ctx, "g", "m", 10, 0, false)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("ReadGroup = %v, %v", got, err)
+	}
+	if out, err := ch.Ack(ctx, id, got[0].Entry, "g", "m", "handler failed"); err != nil || out != AckOK {
+		t.Fatalf("Ack = %q, %v", out, err)
+	}
+	_, _, err = ch.Reserve(ctx, id, []ChunkRef{{Seq: 2, Len: 10}}, 1<<30)
+	if !errors.Is(err, ErrGone) || !strings.Contains(err.Error(), "gave up") {
+		t.Fatalf("Reserve after the only group gave up = %v, want ErrGone saying so", err)
+	}
+	if keys := srv.Keys("fc:{t}:f:*"); len(keys) != 0 {
+		t.Errorf("the aborted file was not released: %v", keys)
+	}
+	if got := srv.MustDo(t, "GET", "fc:{t}:bytes"); got != "0" {
+		t.Errorf("bytes = %s, want 0", got)
 	}
 }

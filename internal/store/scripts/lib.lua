@@ -50,3 +50,17 @@ local function owner(group, eid)
   if #p == 0 then return nil end
   return p[1][2]
 end
+
+-- abort_upload ends an upload that will never complete: the abort entry
+-- follows the last chunk, and the file is released if no group still needs
+-- it. Returns the state the file had ('uploading' if it was aborted now).
+local function abort_upload(id, reason)
+  local fk = fkey(id)
+  local h = redis.call('HMGET', fk, 'state', 'n', 'name')
+  if h[1] ~= 'uploading' then return h[1] end
+  redis.call('XADD', fk .. ':idx', '0-' .. (tonumber(h[2]) + 1), 'abort', reason)
+  redis.call('HSET', fk, 'state', 'aborted', 'reason', reason)
+  if redis.call('HGET', base .. 'up', h[3]) == id then redis.call('HDEL', base .. 'up', h[3]) end
+  release_if_done(id)
+  return 'uploading'
+end

@@ -6,10 +6,16 @@
 -- Returns {granted, last_event_id}: granted = how many pairs (a prefix) now
 -- hold budget; if fewer than all, wait for an event after last_event_id
 -- ('0-0' if none) and call again with the rest. {-1, state} if the upload
--- is not in progress.
+-- is not in progress; {-1, 'unwanted'} if every group that had to read
+-- the file gave up on it (or was dropped) meanwhile: the upload is then
+-- aborted, since no one would ever free the budget it waits for.
 local fk = fkey(ARGV[2])
 local st = redis.call('HGET', fk, 'state')
 if st ~= 'uploading' then return {-1, st or 'released'} end
+if alldone(fk) then
+  abort_upload(ARGV[2], 'every receiver group gave up on the file while it was uploading')
+  return {-1, 'unwanted'}
+end
 local r = tonumber(redis.call('HGET', fk, 'r'))
 local max = tonumber(redis.call('HGET', base .. 'cfg', 'max') or ARGV[3])
 local cur = tonumber(redis.call('GET', base .. 'bytes') or '0')
