@@ -135,8 +135,8 @@ const unixBuffer = 4 << 20
 
 // TuneDialer sets up d for moving megabyte values: on a unix socket it asks
 // for 4 MiB send and receive buffers (the kernel's default, about 200 KiB,
-// holds a chunk back in small pieces: measured +10-25 % on SET and +30-50 %
-// on GET throughput). TCP connections keep the kernel's autotuning, which
+// moves a chunk in small pieces: raw GETs of 1 MiB values went 40-60 %
+// faster with 4 MiB, SETs 8 % and more, in three side-by-side rounds). TCP connections keep the kernel's autotuning, which
 // fixed sizes would turn off. The kernel caps the sizes at
 // net.core.wmem_max and rmem_max.
 func TuneDialer(d *net.Dialer) {
