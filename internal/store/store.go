@@ -134,11 +134,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 const unixBuffer = 4 << 20
 
 // TuneDialer sets up d for moving megabyte values: on a unix socket it asks
-// for 4 MiB send and receive buffers (the kernel's default, about 200 KiB,
+// for 4 MiB send and receive buffers. The kernel's default, about 200 KiB,
 // moves a chunk in small pieces: raw GETs of 1 MiB values went 40-60 %
-// faster with 4 MiB, SETs 8 % and more, in three side-by-side rounds). TCP connections keep the kernel's autotuning, which
-// fixed sizes would turn off. The kernel caps the sizes at
-// net.core.wmem_max and rmem_max.
+// faster with 4 MiB, SETs 8 % and more, in three side-by-side rounds. TCP
+// connections keep the kernel's autotuning, which fixed sizes would turn
+// off. The kernel caps the sizes at net.core.wmem_max and rmem_max.
 func TuneDialer(d *net.Dialer) {
 	d.Control = func(network, _ string, c syscall.RawConn) error {
 		if network != "unix" {
