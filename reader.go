@@ -344,7 +344,7 @@ func (f *File) fetch() {
 
 // get reads one chunk into a buffer of the pool and verifies it.
 func (f *File) get(e wire.Entry) ([]byte, error) {
-	buf, err := f.bufs.Get(f.ctx)
+	buf, err := f.bufs.GetLen(f.ctx, e.Len)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,22 @@ func (p *Pool) Get(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// Put returns a buffer obtained from Get.
+// GetLen waits for a free buffer and returns it with length n, which may
+// exceed the pool's size: its memory is reused when large enough, and
+// replaced otherwise. A reader of small files holds small buffers.
+func (p *Pool) GetLen(ctx context.Context, n int) ([]byte, error) {
+	select {
+	case b := <-p.free:
+		if cap(b) < n {
+			b = make([]byte, n)
+		}
+		return b[:n], nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Put returns a buffer obtained from Get or GetLen.
 func (p *Pool) Put(b []byte) { p.free <- b[:cap(b)] }
 
 // Size returns the buffer size.

@@ -92,3 +92,28 @@ func TestHasherMatchesSum(t *testing.T) {
 		t.Error("streaming digest differs from one-shot digest")
 	}
 }
+
+func TestPoolGetLenReusesLargeEnoughBuffers(t *testing.T) {
+	ctx := context.Background()
+	p := NewPool(1024, 1)
+	small, err := p.GetLen(ctx, 10)
+	if err != nil || len(small) != 10 {
+		t.Fatalf("GetLen(10) = %d bytes, %v", len(small), err)
+	}
+	p.Put(small)
+	big, _ := p.GetLen(ctx, 100)
+	if len(big) != 100 {
+		t.Fatalf("GetLen(100) = %d bytes", len(big))
+	}
+	p.Put(big)
+	again, _ := p.GetLen(ctx, 50)
+	if len(again) != 50 || &again[0] != &big[0] {
+		t.Errorf("GetLen(50) after a 100-byte buffer came back did not reuse it")
+	}
+	// The pool bounds how many buffers are out.
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := p.GetLen(cctx, 1); err == nil {
+		t.Error("GetLen with every buffer out did not wait")
+	}
+}

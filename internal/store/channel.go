@@ -319,7 +319,7 @@ func (ch Channel) FollowIndex(ctx context.Context, id string, after int64, count
 	return parseEntries(xs, maxLen)
 }
 
-// ReadChunk reads chunk seq into buf, up to cap(buf) bytes, straight from
+// ReadChunk reads chunk seq into buf, up to len(buf) bytes, straight from
 // the connection: no allocation and no intermediate copy. It returns the
 // bytes read and the value's full length, which is larger than len(data)
 // only if the value does not fit in buf. A missing chunk is ErrGone.
@@ -328,7 +328,7 @@ func (ch Channel) FollowIndex(ctx context.Context, id string, after int64, count
 // delays the small control commands queued behind it.
 func (ch Channel) ReadChunk(ctx context.Context, id string, seq int64, buf []byte) (data []byte, size int64, err error) {
 	key := ch.k.Chunk(id, seq)
-	w := &fill{b: buf[:0]}
+	w := &fill{b: buf[:0:len(buf)]}
 	err = ch.c.retry(ctx, fmt.Sprintf("read chunk %d", seq), func(ctx context.Context) error {
 		w.b, w.over = w.b[:0], 0
 		s := ch.c.rc.DoStream(ctx, ch.b().Get().Key(key).Build())
