@@ -196,6 +196,8 @@ type upload struct {
 	opt  SendOptions
 	seq  int64 // chunks committed
 	size int64 // bytes read from the source so far
+
+	stopped error // why Redis refused more chunks (set by store)
 }
 
 // resume continues the upload u.id: it re-reads the committed chunks from r
@@ -282,6 +284,9 @@ func (u *upload) run(ctx context.Context, src chunk.Source) error {
 		}
 	}()
 	err := g.Wait()
+	if u.stopped != nil {
+		return u.stopped
+	}
 	if readErr != nil && (ctx.Err() != nil || !errors.Is(readErr, context.Canceled)) {
 		err = readErr // else the reader only saw the cancel caused by err
 	}
@@ -333,6 +338,13 @@ func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stor
 			refs = append(refs, s.ref)
 		}
 		granted, after, err := u.ch.Reserve(ctx, u.id, refs, DefaultMaxBytes)
+		if errors.Is(err, store.ErrGone) {
+			// The upload was aborted. Stop storing, but let commit take the
+			// SETs still in flight: for an upload that is over, commit.lua
+			// deletes their chunks, so none is left behind.
+			u.stopped = err
+			return nil
+		}
 		if err != nil {
 			return err
 		}
