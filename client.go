@@ -39,8 +39,9 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
-	st, err := store.Dial(ctx, store.Config{URL: opt.URL, RetryFor: opt.RetryFor, CAFile: opt.CAFile})
-	if errors.Is(err, store.ErrBadURL) {
+	st, err := store.Dial(ctx, store.Config{URL: opt.URL, RetryFor: opt.RetryFor,
+		CAFile: opt.CAFile, CertFile: opt.CertFile, KeyFile: opt.KeyFile, Password: opt.Password})
+	if errors.Is(err, store.ErrBadURL) || errors.Is(err, store.ErrBadConfig) {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if err != nil {

@@ -22,8 +22,15 @@ type Options struct {
 	// rediss:// for TLS, or unix:///path/to/redis.sock.
 	// default: DefaultURL
 	URL string
-	// CAFile holds extra PEM CA certificates for rediss://.
+	// CAFile holds the PEM CA certificates to trust for rediss://, instead
+	// of the system's.
 	CAFile string
+	// CertFile and KeyFile hold a PEM client certificate and its key, for a
+	// rediss:// server that requires one (tls-auth-clients yes).
+	CertFile, KeyFile string
+	// Password, if set, replaces the password in URL (so it need not
+	// appear in a URL). filecast never prints or logs it.
+	Password string
 	// Prefix of every key filecast writes. default: "fc"
 	Prefix string
 	// ChunkSize is the largest chunk a sender stores. default: DefaultChunkSize

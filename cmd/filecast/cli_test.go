@@ -991,3 +991,56 @@ func TestCLISendKilledSourceChanged(t *testing.T) {
 	}
 	expectReleased(t, c.srv, "chg")
 }
+
+// TLS with a CA and a client certificate given on the command line, and
+// the password from a file or the environment instead of the URL: each
+// works, each missing piece gets an error that names the flag to use, and
+// no password is ever printed.
+func TestCLITLSAndPasswordSources(t *testing.T) {
+	t.Parallel()
+	const good, wrong = "tls-horse-battery", "tls-wrong-staple"
+	srv := redistest.Start(t, redistest.Config{TLS: true, ClientCerts: true, RequirePass: good})
+	files := srv.TLSFiles()
+	noPass := strings.Replace(srv.TLSURL(), ":"+good+"@", "", 1)
+	c := &cli{t: t, srv: srv, url: noPass}
+	tlsFlags := []string{"--ca-file", files.CA, "--cert-file", files.ClientCert, "--key-file", files.ClientKey}
+
+	expectFail(t, c.run("status"), 4, "--ca-file")
+	expectFail(t, c.run("status", "--ca-file", files.CA), 4, "--cert-file")
+	expectFail(t, c.run(append([]string{"status"}, tlsFlags...)...), 4, "refused the credentials")
+	expectFail(t, c.run("status", "--cert-file", files.ClientCert), 2, "both") // checked before connecting
+	expectFail(t, c.run("--redis", "redis://127.0.0.1:1/0", "status", "--ca-file", files.CA), 2, "rediss://")
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	writeFile(t, pwFile, []byte(good+"\n"), 0o600)
+	badFile := filepath.Join(dir, "bad")
+	writeFile(t, badFile, []byte(wrong+"\n"), 0o600)
+
+	expectOK(t, c.run(append([]string{"status", "--password-file", pwFile}, tlsFlags...)...))
+	expectOK(t, c.runWith(nil, []string{"FILECAST_PASSWORD=" + good}, append([]string{"status"}, tlsFlags...)...))
+	for _, r := range []cliResult{
+		c.run(append([]string{"status", "--password-file", badFile}, tlsFlags...)...),
+		c.runWith(nil, []string{"FILECAST_PASSWORD=" + wrong}, append([]string{"status"}, tlsFlags...)...),
+	} {
+		expectFail(t, r, 4, "refused the credentials")
+		if strings.Contains(r.stderr, wrong) || strings.Contains(r.stderr, good) {
+			t.Errorf("stderr shows a password:\n%s", r)
+		}
+	}
+	expectFail(t, c.run("status", "--password-file", filepath.Join(dir, "missing")), 2, "--password-file")
+
+	// A whole transfer over TLS with a client certificate.
+	src := filepath.Join(dir, "f.bin")
+	data := randomBytes(12, 2<<20)
+	writeFile(t, src, data, 0o644)
+	env := []string{"FILECAST_PASSWORD=" + good}
+	out := filepath.Join(dir, "out")
+	joinArgs := append([]string{"recv", "t", "--group", "g", "--dir", out, "--until-eof"}, tlsFlags...)
+	p := c.startWith(env, false, joinArgs...)
+	waitJoined(t, srv, "t", "g", p)
+	expectOK(t, c.runWith(nil, env, append([]string{"send", "t", src, "--eof"}, tlsFlags...)...))
+	expectOK(t, p.wait())
+	if got, err := os.ReadFile(filepath.Join(out, "f.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("file received over TLS differs (%v)", err)
+	}
+}

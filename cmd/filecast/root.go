@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,9 @@ import (
 type globals struct {
 	redis         string
 	caFile        string
+	certFile      string
+	keyFile       string
+	passwordFile  string
 	prefix        string
 	verbose       int
 	allowEviction bool
@@ -41,7 +45,9 @@ group is done.
 
 Redis is found with --redis, else $FILECAST_REDIS, else $REDIS_URL, else
 redis://127.0.0.1:6379/0. URLs: redis://[user:password@]host:port/db,
-rediss://… for TLS, unix:///path/to/redis.sock.
+rediss://… for TLS (--ca-file, --cert-file, --key-file), unix:///path/to/redis.sock.
+A password can also come from --password-file or $FILECAST_PASSWORD, so it
+need not appear in a command line; filecast never prints it.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 4 Redis unreachable, refused the credentials or may evict data,
@@ -51,7 +57,10 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&g.redis, "redis", "", "Redis URL (default $FILECAST_REDIS, $REDIS_URL, redis://127.0.0.1:6379/0)")
-	f.StringVar(&g.caFile, "ca-file", "", "PEM file of CA certificates to trust for rediss://")
+	f.StringVar(&g.caFile, "ca-file", "", "PEM file of the CA certificates to trust for rediss://")
+	f.StringVar(&g.certFile, "cert-file", "", "PEM client certificate for rediss:// (with --key-file)")
+	f.StringVar(&g.keyFile, "key-file", "", "PEM private key of --cert-file")
+	f.StringVar(&g.passwordFile, "password-file", "", "read the Redis password from this file (else $FILECAST_PASSWORD, else the URL's)")
 	f.StringVar(&g.prefix, "prefix", "fc", "prefix of every Redis key filecast uses")
 	f.CountVarP(&g.verbose, "verbose", "v", "log what happens (-vv for debug detail)")
 	f.BoolVar(&g.allowEviction, "allow-eviction", false, "run even if Redis may evict keys (maxmemory-policy allkeys-*), which can lose data")
@@ -74,8 +83,12 @@ func (g *globals) url() string {
 
 // client connects with the global options.
 func (g *globals) client(ctx context.Context) (*filecast.Client, error) {
-	opt := filecast.Options{URL: g.url(), CAFile: g.caFile, Prefix: g.prefix, Lease: g.lease,
-		AllowEviction: g.allowEviction, Logger: g.logger()}
+	password, err := g.password()
+	if err != nil {
+		return nil, err
+	}
+	opt := filecast.Options{URL: g.url(), CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile,
+		Password: password, Prefix: g.prefix, Lease: g.lease, AllowEviction: g.allowEviction, Logger: g.logger()}
 	if g.chunkSize != "" {
 		n, err := units.ParseBytes(g.chunkSize)
 		if err != nil {
@@ -84,6 +97,24 @@ func (g *globals) client(ctx context.Context) (*filecast.Client, error) {
 		opt.ChunkSize = int(n)
 	}
 	return filecast.New(ctx, opt)
+}
+
+// password returns the password from --password-file, else
+// $FILECAST_PASSWORD, else "" (the URL's is used).
+func (g *globals) password() (string, error) {
+	if g.passwordFile == "" {
+		return os.Getenv("FILECAST_PASSWORD"), nil
+	}
+	b, err := os.ReadFile(g.passwordFile)
+	if err != nil {
+		return "", usagef("--password-file: %v", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", usagef("--password-file %s: the first line is empty", g.passwordFile)
+	}
+	return pw, nil
 }
 
 func (g *globals) logger() *slog.Logger {

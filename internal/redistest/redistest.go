@@ -52,6 +52,15 @@ type Config struct {
 	// automatically, and URL and TCPURL include the password.
 	RequirePass string
 
+	// TLS makes the server listen for TLS on a free 127.0.0.1 port (see
+	// TLSURL and TLSFiles) with certificates made for the test. Its unix
+	// socket stays plain, for the helpers.
+	TLS bool
+
+	// ClientCerts makes a TLS server require a client certificate signed
+	// by its CA (TLSFiles.ClientCert is one).
+	ClientCerts bool
+
 	// Extra holds configuration lines appended verbatim to the config.
 	Extra []string
 }
@@ -67,6 +76,8 @@ type Server struct {
 	dir  string
 	sock string
 	port int // 0 unless cfg.TCP
+	tls  int // the TLS port, 0 unless cfg.TLS
+	tlsf TLSFiles
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -113,6 +124,12 @@ func Launch(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("redistest: %v", err)
 	}
 	s := &Server{cfg: cfg, dir: dir, sock: filepath.Join(dir, "redis.sock")}
+	if cfg.TLS {
+		if s.tlsf, err = writeTLSFiles(dir); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("redistest: making certificates: %v", err)
+		}
+	}
 
 	// The free port we pick may be grabbed by someone else before
 	// redis-server binds it; try again with a new port in that case.
@@ -123,11 +140,17 @@ func Launch(cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("redistest: finding a free port: %v", err)
 			}
 		}
+		if cfg.TLS {
+			if s.tls, err = freePort(); err != nil {
+				os.RemoveAll(dir)
+				return nil, fmt.Errorf("redistest: finding a free port: %v", err)
+			}
+		}
 		err = s.start()
 		if err == nil {
 			return s, nil
 		}
-		if !cfg.TCP || attempt == 3 {
+		if !(cfg.TCP || cfg.TLS) || attempt == 3 {
 			log := s.logTail()
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("redistest: starting redis-server: %v\n%s", err, log)
@@ -169,6 +192,20 @@ func (s *Server) config() string {
 		line("port %d", s.port)
 	} else {
 		line("port 0")
+	}
+	if s.cfg.TLS {
+		if !s.cfg.TCP {
+			line("bind 127.0.0.1")
+		}
+		line("tls-port %d", s.tls)
+		line("tls-cert-file %s", s.tlsf.ServerCert)
+		line("tls-key-file %s", s.tlsf.ServerKey)
+		line("tls-ca-cert-file %s", s.tlsf.CA)
+		if s.cfg.ClientCerts {
+			line("tls-auth-clients yes")
+		} else {
+			line("tls-auth-clients no")
+		}
 	}
 	line("unixsocket %s", s.sock)
 	line("unixsocketperm 700")
@@ -298,6 +335,24 @@ func (s *Server) TCPURL() string {
 	}
 	return u.String()
 }
+
+// TLSURL returns "rediss://127.0.0.1:port/0" for the TLS port, with the
+// password if Config.RequirePass is set. It calls t.Fatal if the server
+// was started without Config.TLS.
+func (s *Server) TLSURL() string {
+	if s.tls == 0 {
+		s.fatalf("redistest: TLSURL called on a server started without Config.TLS")
+	}
+	u := url.URL{Scheme: "rediss", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.tls)), Path: "/0"}
+	if s.cfg.RequirePass != "" {
+		u.User = url.UserPassword("", s.cfg.RequirePass)
+	}
+	return u.String()
+}
+
+// TLSFiles returns the certificate files of a server started with
+// Config.TLS.
+func (s *Server) TLSFiles() TLSFiles { return s.tlsf }
 
 // Kill sends SIGKILL to the server, as in a crash, and waits for it to
 // exit. It does nothing if the server is not running.

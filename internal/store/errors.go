@@ -18,6 +18,7 @@ var (
 	ErrFull        = errors.New("redis is out of memory")
 	ErrNoGroup     = errors.New("group does not exist")
 	ErrBadURL      = errors.New("invalid redis URL")
+	ErrBadConfig   = errors.New("invalid connection settings")
 )
 
 // classify maps a client error to a sentinel and says whether retrying the

@@ -14,6 +14,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -60,7 +61,10 @@ var (
 type Config struct {
 	URL      string        // redis://, rediss:// or unix:// URL
 	RetryFor time.Duration // how long to retry a dropped connection
-	CAFile   string        // extra CA certificates for rediss:// (PEM)
+	CAFile   string        // CA certificates to trust for rediss:// (PEM)
+	CertFile string        // client certificate for rediss:// (PEM), with KeyFile
+	KeyFile  string        // its private key (PEM)
+	Password string        // if set, replaces the URL's password
 }
 
 // Client is a connection pool to one Redis server. It is safe for
@@ -89,19 +93,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		// The parse error may quote the URL: never pass it on.
 		return nil, fmt.Errorf("%w %s: use redis://[user:password@]host:port/db, rediss://… or unix:///path/to/redis.sock", ErrBadURL, safe)
 	}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("read CA file %s: no PEM certificates", cfg.CAFile)
-		}
-		if opt.TLSConfig == nil {
-			opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		opt.TLSConfig.RootCAs = pool
+	if err := setTLS(&opt, cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Password != "" {
+		opt.Password = cfg.Password
 	}
 	opt.DisableCache = true
 	opt.DisableRetry = true // we retry ourselves, and only idempotent operations
@@ -110,7 +106,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	opt.Dialer.Timeout = 5 * time.Second
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, describeDialError(safe, err)
+		return nil, describeDialError(safe, opt.TLSConfig != nil, err)
 	}
 	// Chunk values travel on a connection of their own: pipelined in
 	// order, so they are stored in the order they are committed, and never
@@ -120,14 +116,46 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	bulk, err := rueidis.NewClient(opt)
 	if err != nil {
 		rc.Close()
-		return nil, describeDialError(safe, err)
+		return nil, describeDialError(safe, opt.TLSConfig != nil, err)
 	}
 	c := &Client{rc: rc, bulk: bulk, retryFor: cfg.RetryFor, addr: safe}
 	if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
 		c.Close()
-		return nil, describeDialError(safe, err)
+		return nil, describeDialError(safe, opt.TLSConfig != nil, err)
 	}
 	return c, nil
+}
+
+// setTLS adds cfg's CA and client certificate to a rediss:// connection.
+func setTLS(opt *rueidis.ClientOption, cfg Config) error {
+	if cfg.CAFile == "" && cfg.CertFile == "" && cfg.KeyFile == "" {
+		return nil
+	}
+	if opt.TLSConfig == nil {
+		return fmt.Errorf("%w: a CA file or client certificate needs a rediss:// URL (TLS)", ErrBadConfig)
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return fmt.Errorf("%w: read CA file: %w", ErrBadConfig, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrBadConfig, cfg.CAFile)
+		}
+		opt.TLSConfig.RootCAs = pool
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return fmt.Errorf("%w: a client certificate needs both its certificate and its key file", ErrBadConfig)
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return fmt.Errorf("%w: load client certificate: %w", ErrBadConfig, err)
+		}
+		opt.TLSConfig.Certificates = []tls.Certificate{cert}
+	}
+	return nil
 }
 
 // unixBuffer is the socket buffer size filecast asks for on unix sockets.
@@ -152,7 +180,7 @@ func TuneDialer(d *net.Dialer) {
 	}
 }
 
-func describeDialError(addr string, err error) error {
+func describeDialError(addr string, overTLS bool, err error) error {
 	kind, _ := classify(err)
 	msg := err.Error()
 	switch {
@@ -160,7 +188,18 @@ func describeDialError(addr string, err error) error {
 		strings.Contains(msg, "invalid password") || strings.Contains(msg, "invalid username-password"):
 		return fmt.Errorf("connect to %s: %w: check the user and password in the URL or FILECAST_REDIS", addr, ErrAuth)
 	}
-	return fmt.Errorf("connect to %s: %w: %v (is redis-server running there? set --redis or FILECAST_REDIS)", addr, ErrUnavailable, msg)
+	hint := "is redis-server running there? set --redis or FILECAST_REDIS"
+	var verify *tls.CertificateVerificationError
+	reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || strings.Contains(msg, "tls:")
+	switch {
+	case errors.As(err, &verify):
+		hint = "the server's TLS certificate is not trusted: give the CA that signed it with --ca-file"
+	case overTLS && reset:
+		hint = "the TLS handshake failed: if the server requires client certificates (tls-auth-clients), give one with --cert-file and --key-file"
+	case !overTLS && reset:
+		hint = "the server closed the connection: if it speaks TLS, use a rediss:// URL"
+	}
+	return fmt.Errorf("connect to %s: %w: %v (%s)", addr, ErrUnavailable, msg, hint)
 }
 
 // Addr returns the server address with any password removed.
