@@ -34,7 +34,9 @@ func classify(err error) (error, bool) {
 			return err, false
 		case strings.HasPrefix(msg, "OOM"):
 			return wrap(ErrFull, err), false
-		case strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOPERM"):
+		case strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOPERM"),
+			// An ACL refusal inside a script (Redis 7.0 words it so).
+			strings.Contains(msg, "can't run this command"), strings.Contains(msg, "no permissions to access"):
 			return wrap(ErrAuth, err), false
 		case strings.HasPrefix(msg, "NOGROUP"):
 			return wrap(ErrNoGroup, err), false

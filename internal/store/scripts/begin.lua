@@ -20,6 +20,9 @@ if kind == 'file' then
 end
 local fk = fkey(id)
 if redis.call('EXISTS', fk) == 1 then return {'collision'} end
+local no = denied({{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
+  {'HSET', base .. 'up', name, id}, {'ZADD', base .. 'live', '0', id}})
+if no then return no end
 local state = 'uploading'
 if kind == 'mark' then state = 'complete' end
 redis.call('HSET', fk, 'state', state, 'created', now, 'hb', now, 'n', 0, 'lo', 1, 'r', 0, 'held', 0,

@@ -1,0 +1,123 @@
+package filecast_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/redis/rueidis"
+
+	"github.com/filecast/filecast"
+	"github.com/filecast/filecast/internal/redistest"
+)
+
+// The least-privilege ACL users documented in docs/OPERATIONS.md, as
+// redis.conf lines. Keep the two in step.
+var aclUsers = []string{
+	`user fc-send on >send-pw resetchannels ~fc:* ` +
+		`+hello +ping +info +evalsha +eval +client|unblock +sadd +hset +xread +hgetall +xrange ` +
+		`+exists +hget +hmget +scard +smembers +xadd +zadd +decrby +hincrby +incrby +xrevrange +sdiff ` +
+		`+unlink +hdel +xdel +zrem +del ` +
+		`(+get ~fc:{*}:bytes) (+set ~fc:{*}:f:*:c:*)`,
+	`user fc-recv on >recv-pw resetchannels ~fc:* &fc:{*}:g:* ` +
+		`+hello +ping +info +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
+		`+subscribe +publish +xreadgroup +xautoclaim +xpending +xclaim +xack +xinfo|groups +xread +xrange ` +
+		`+hgetall +hget +hmget +hset +hincrby +decrby +sismember +smembers +sdiff +exists +xadd +xdel ` +
+		`+unlink +hdel +zrem ` +
+		`(+set ~fc:{*}:g:*:m:*)`,
+}
+
+func userURL(srv *redistest.Server, user, password string) string {
+	return (&url.URL{Scheme: "unix", User: url.UserPassword(user, password), Path: srv.Socket()}).String()
+}
+
+func TestLeastPrivilegeUsers(t *testing.T) {
+	const chunk = 16 << 10
+	srv := redistest.Start(t, redistest.Config{Extra: aclUsers})
+	ctx := context.Background()
+	opt := filecast.Options{ChunkSize: chunk}
+	sender := dial(t, userURL(srv, "fc-send", "send-pw"), opt)
+	receiver := dial(t, userURL(srv, "fc-recv", "recv-pw"), opt)
+
+	// Their jobs: a receiver joins; a file larger than the budget streams
+	// from the sender to it (reserve waits, progress trims); the end of the
+	// batch arrives.
+	if err := receiver.Join(ctx, "acl", "g"); err != nil {
+		t.Fatalf("receive-only user cannot join: %v", err)
+	}
+	col := newCollector()
+	_, wait := receive(t, receiver, "acl", col.handle, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
+	data := randomBytes(13, 40*chunk+5)
+	if _, err := sender.Send(ctx, "acl", bytes.NewReader(data), filecast.Meta{Name: "f"}, filecast.SendOptions{MaxBytes: 4 * chunk}); err != nil {
+		t.Fatalf("send-only user cannot send: %v", err)
+	}
+	if err := sender.SendEOF(ctx, "acl"); err != nil {
+		t.Fatalf("send-only user cannot mark the end of a batch: %v", err)
+	}
+	if err := wait(); err != nil {
+		t.Fatalf("receive-only user cannot receive: %v", err)
+	}
+	if got, _ := col.get("f"); !bytes.Equal(got, data) {
+		t.Fatal("file differs")
+	}
+	if left := leftovers(srv, "acl"); len(left) != 0 {
+		t.Errorf("keys left: %v", left)
+	}
+
+	// And nothing more.
+	if _, err := receiver.Send(ctx, "acl", strings.NewReader("x"), filecast.Meta{Name: "y"}, filecast.SendOptions{}); !errors.Is(err, filecast.ErrAuth) {
+		t.Errorf("receive-only user sent a file: %v", err)
+	}
+	// A user that may run the announcement's first commands but not its
+	// last is refused before the script writes anything (Redis does not
+	// undo a script's writes when a later command fails).
+	srv.MustDo(t, "ACL", "SETUSER", "fc-half", "on", ">half-pw", "resetchannels", "~fc:*", "+@all", "-zadd")
+	half := dial(t, userURL(srv, "fc-half", "half-pw"), opt)
+	_, err := half.Send(ctx, "acl", strings.NewReader("x"), filecast.Meta{Name: "y"}, filecast.SendOptions{})
+	if !errors.Is(err, filecast.ErrAuth) || !strings.Contains(err.Error(), "ZADD") {
+		t.Errorf("a user without ZADD announced a file: %v", err)
+	}
+	if left := leftovers(srv, "acl"); len(left) != 0 {
+		t.Errorf("keys left by a refused announcement: %v", left)
+	}
+	if n := srv.MustDo(t, "XLEN", "fc:{acl}:files"); n != "0" {
+		t.Errorf("a refused announcement left %s entries in the files stream", n)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := sender.Receive(sctx, "acl", func(context.Context, *filecast.File) error { return nil },
+		filecast.ReceiveOptions{Group: "g2"}); !errors.Is(err, filecast.ErrAuth) {
+		t.Errorf("send-only user received: %v", err)
+	}
+	raw := func(user, pw string) rueidis.Client {
+		o, _ := rueidis.ParseURL(userURL(srv, user, pw))
+		o.DisableCache = true
+		rc, err := rueidis.NewClient(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rc.Close)
+		return rc
+	}
+	denied := func(who string, rc rueidis.Client, cmd rueidis.Completed) {
+		t.Helper()
+		err := rc.Do(ctx, cmd).Error()
+		if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("%s: %v = %v, want NOPERM", who, cmd.Commands(), err)
+		}
+	}
+	s, r := raw("fc-send", "send-pw"), raw("fc-recv", "recv-pw")
+	denied("send-only user reads a chunk", s, s.B().Get().Key("fc:{acl}:f:0123456789abcdef:c:1").Build())
+	denied("send-only user creates a group", s, s.B().XgroupCreate().Key("fc:{acl}:files").Group("x").Id("$").Build())
+	denied("send-only user publishes to a group's channel", s, s.B().Publish().Channel("fc:{acl}:g:g").Message("x").Build())
+	denied("receive-only user stores a chunk", r, r.B().Set().Key("fc:{acl}:f:0123456789abcdef:c:1").Value("x").Build())
+	denied("receive-only user announces a file", r, r.B().Zadd().Key("fc:{acl}:live").ScoreMember().ScoreMember(1, "x").Build())
+	denied("receive-only user touches another prefix", r, r.B().Get().Key("other:key").Build())
+	for _, c := range []rueidis.Client{s, r} {
+		denied("a filecast user flushes", c, c.B().Flushall().Build())
+		denied("a filecast user reconfigures", c, c.B().ConfigSet().ParameterValue().ParameterValue("maxmemory", "1").Build())
+	}
+}
