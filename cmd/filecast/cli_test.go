@@ -1028,6 +1028,19 @@ func TestCLITLSAndPasswordSources(t *testing.T) {
 		}
 	}
 	expectFail(t, c.run("status", "--password-file", filepath.Join(dir, "missing")), 2, "--password-file")
+	// Logs at the most verbose level and status output, plain and JSON,
+	// show no password either, from the URL or the environment.
+	withPass := append([]string{"--redis", srv.TLSURL(), "-vv"}, tlsFlags...)
+	for _, r := range []cliResult{
+		c.run(append(withPass, "status")...),
+		c.run(append(withPass, "status", "--json")...),
+		c.runWith(nil, []string{"FILECAST_PASSWORD=" + good}, append([]string{"-vv", "status", "t"}, tlsFlags...)...),
+	} {
+		expectOK(t, r)
+		if strings.Contains(r.stdout+r.stderr, good) {
+			t.Errorf("output shows the password:\n%s", r)
+		}
+	}
 
 	// A whole transfer over TLS with a client certificate.
 	src := filepath.Join(dir, "f.bin")
