@@ -2,7 +2,7 @@
 # machine with Go: redis-server is installed when missing.
 GO ?= go
 
-.PHONY: all build demo test vet fuzz bench clean
+.PHONY: all build demo test vet fuzz bench chaos clean
 
 all: build
 
@@ -19,6 +19,13 @@ test:
 	@bash scripts/ensure-redis.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+
+## chaos: the fault-injection suite with many seeded trials (CHAOS_TRIALS=100, CHAOS_SEED=1)
+CHAOS_TRIALS ?= 100
+CHAOS_SEED ?= 1
+chaos:
+	@bash scripts/ensure-redis.sh
+	FILECAST_CHAOS_TRIALS=$(CHAOS_TRIALS) FILECAST_CHAOS_SEED=$(CHAOS_SEED) $(GO) test -count=1 -timeout 60m -run Chaos -v ./cmd/filecast
 
 ## fuzz: run each fuzz target for a while (FUZZTIME=30s)
 FUZZTIME ?= 30s

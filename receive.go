@@ -174,6 +174,11 @@ func (r *receiver) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, store.ErrNoGroup) {
+			return fmt.Errorf("group %q no longer exists on channel %q: it was dropped, or the server lost its data "+
+				"(restarted without persistence?); run the receiver again to join anew (files sent before that are not delivered to it): %w",
+				r.opt.Group, r.ch.Keys().Channel(), err)
+		}
 		return err
 	}
 	r.mu.Lock()
@@ -238,10 +243,6 @@ func (r *receiver) loop(ctx context.Context) error {
 		if err != nil {
 			for range free {
 				<-slots
-			}
-			if errors.Is(err, store.ErrNoGroup) {
-				return fmt.Errorf("group %q no longer exists on channel %q (it was dropped, or the server lost its data): %w",
-					r.opt.Group, r.ch.Keys().Channel(), err)
 			}
 			return err
 		}
