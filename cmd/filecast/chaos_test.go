@@ -303,3 +303,107 @@ func TestChaosRedisRestartWithoutPersistence(t *testing.T) {
 		})
 	}
 }
+
+// Connections cut, delayed and black-holed through a TCP proxy while a
+// file larger than the budget streams from sender to receiver: the
+// clients reconnect and retry, and the transfer completes.
+func TestChaosNetworkFaults(t *testing.T) {
+	t.Parallel()
+	rng := chaosRand(t)
+	for trial := range chaosTrials(t, 2) {
+		t.Run(fmt.Sprint(trial), func(t *testing.T) {
+			srv := redistest.Start(t, redistest.Config{TCP: true})
+			proxy := redistest.NewProxy(t, srv.Addr())
+			c := &cli{t: t, srv: srv, url: proxy.URL()}
+			src, files := chaosFiles(t, rng, 8)
+			live := randomBytes(rng.Uint64(), 6<<20)
+			files["live.bin"] = live
+			joinGroups(t, c.url, "cf", "g")
+			out := filepath.Join(t.TempDir(), "out")
+			recv := c.start("recv", "cf", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+			expectOK(t, c.run("send", "cf", src, "--max-bytes", "2MiB"))
+			send := c.startPiped("send", "cf", "-", "--name", "live.bin", "--eof", "--max-bytes", "2MiB", "--lease", "2s")
+			feed := make(chan error, 1)
+			go func() {
+				for i := 0; i < len(live); i += 256 << 10 {
+					if _, err := send.stdin.Write(live[i:min(i+256<<10, len(live))]); err != nil {
+						feed <- err
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				feed <- send.stdin.Close()
+			}()
+			faults := []func(){
+				proxy.Cut,
+				func() { proxy.SetDelay(30 * time.Millisecond); time.Sleep(150 * time.Millisecond); proxy.SetDelay(0) },
+				func() { proxy.Blackhole(true); time.Sleep(300 * time.Millisecond); proxy.Blackhole(false) },
+			}
+			for range 4 {
+				time.Sleep(time.Duration(rng.IntN(80)) * time.Millisecond)
+				faults[rng.IntN(len(faults))]()
+			}
+			if err := <-feed; err != nil {
+				t.Fatalf("feeding the sender: %v", err)
+			}
+			expectOK(t, send.wait())
+			r := recv.wait()
+			expectOK(t, r)
+			done := map[string]int{}
+			completions(r.stdout, done)
+			checkDelivered(t, c, "cf", out, files, done, 0)
+		})
+	}
+}
+
+// A work-sharing member frozen (SIGSTOP) mid-file for longer than its
+// lease: the other member takes the file over and delivers it. When the
+// frozen one wakes it neither acknowledges the file nor publishes its
+// copy.
+func TestChaosFrozenMember(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, redistest.Config{})
+	joinGroups(t, c.url, "cz", "g")
+	out := filepath.Join(t.TempDir(), "out")
+	args := func(member string) []string {
+		return []string{"recv", "cz", "--group", "g", "--member", member, "--dir", out, "--until-eof", "--json", "--lease", "2s"}
+	}
+	frozen := c.start(args("frozen")...)
+	waitJoined(t, c.srv, "cz", "g", frozen)
+	data := randomBytes(21, 4<<20)
+	send := c.startPiped("send", "cz", "-", "--name", "f.bin", "--eof", "--lease", "2s")
+	if _, err := send.stdin.Write(data[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the first member to start writing f.bin", func() bool { return len(partFiles(t, out)) == 1 })
+	frozen.signal(syscall.SIGSTOP)
+	other := c.start(args("other")...)
+	// The other member takes the file over once it has been idle for the
+	// lease, and can finish it only once the rest arrives.
+	time.Sleep(3500 * time.Millisecond)
+	send.stdin.Write(data[1<<20:])
+	send.stdin.Close()
+	expectOK(t, send.wait())
+	ro := other.wait()
+	expectOK(t, ro)
+	frozen.signal(syscall.SIGCONT)
+	rf := frozen.wait()
+	expectOK(t, rf)
+	done := map[string]int{}
+	completions(ro.stdout, done)
+	if done["f.bin"] != 1 {
+		t.Errorf("the member that took over reported f.bin done %d times, want 1:\n%s", done["f.bin"], ro)
+	}
+	woke := map[string]int{}
+	completions(rf.stdout, woke)
+	if woke["f.bin"] != 0 {
+		t.Errorf("the member that was frozen also reported f.bin done:\n%s", rf)
+	}
+	if !strings.Contains(rf.stdout+rf.stderr, "lost") && !strings.Contains(rf.stdout+rf.stderr, "Lost") {
+		t.Errorf("the member that was frozen does not say it lost the file:\n%s", rf)
+	}
+	checkDelivered(t, c, "cz", out, map[string][]byte{"f.bin": data}, done, 0)
+	if parts := partFiles(t, out); len(parts) != 0 {
+		t.Errorf("partial files left: %q", parts)
+	}
+}
