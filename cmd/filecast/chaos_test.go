@@ -344,7 +344,7 @@ func TestChaosNetworkFaults(t *testing.T) {
 				faults[rng.IntN(len(faults))]()
 			}
 			if err := <-feed; err != nil {
-				t.Fatalf("feeding the sender: %v", err)
+				t.Fatalf("feeding the sender: %v\n%s", err, send.wait())
 			}
 			expectOK(t, send.wait())
 			r := recv.wait()

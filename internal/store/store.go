@@ -104,9 +104,31 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	TuneDialer(&opt.Dialer)
 	opt.ConnWriteTimeout = 10 * time.Second
 	opt.Dialer.Timeout = 5 * time.Second
+	// A connection dropped while it is being set up (a proxy or load
+	// balancer cutting it) is tried again a few times; one that keeps being
+	// dropped, or is refused, fails at once with the reason.
+	for attempt := 1; ; attempt++ {
+		c, err := connect(ctx, opt, cfg.RetryFor, safe)
+		if err == nil {
+			return c, nil
+		}
+		if attempt == 3 || !dropped(err) || ctx.Err() != nil {
+			return nil, describeDialError(safe, opt.TLSConfig != nil, err)
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * 150 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// connect opens the client's two connection pools and checks the server
+// answers.
+func connect(ctx context.Context, opt rueidis.ClientOption, retryFor time.Duration, addr string) (*Client, error) {
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, describeDialError(safe, opt.TLSConfig != nil, err)
+		return nil, err
 	}
 	// Chunk values travel on a connection of their own: pipelined in
 	// order, so they are stored in the order they are committed, and never
@@ -116,14 +138,21 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	bulk, err := rueidis.NewClient(opt)
 	if err != nil {
 		rc.Close()
-		return nil, describeDialError(safe, opt.TLSConfig != nil, err)
+		return nil, err
 	}
-	c := &Client{rc: rc, bulk: bulk, retryFor: cfg.RetryFor, addr: safe}
+	c := &Client{rc: rc, bulk: bulk, retryFor: retryFor, addr: addr}
 	if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
 		c.Close()
-		return nil, describeDialError(safe, opt.TLSConfig != nil, err)
+		return nil, err
 	}
 	return c, nil
+}
+
+// dropped reports whether err is an established connection being closed
+// (rather than refused, or a reply).
+func dropped(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // setTLS adds cfg's CA and client certificate to a rediss:// connection.
@@ -197,7 +226,7 @@ func describeDialError(addr string, overTLS bool, err error) error {
 	case overTLS && reset:
 		hint = "the TLS handshake failed: if the server requires client certificates (tls-auth-clients), give one with --cert-file and --key-file"
 	case !overTLS && reset:
-		hint = "the server closed the connection: if it speaks TLS, use a rediss:// URL"
+		hint = "the server kept closing the connection: if it speaks TLS, use a rediss:// URL"
 	}
 	return fmt.Errorf("connect to %s: %w: %v (%s)", addr, ErrUnavailable, msg, hint)
 }
