@@ -170,38 +170,32 @@ func TestChaosReceiverKilled(t *testing.T) {
 }
 
 // A sender SIGKILLed at a random point in a file larger than the budget,
-// then run again with the same arguments, until it finishes: the receiver
-// sees the file once, whole.
+// then run again with the same input, until it finishes: the receiver sees
+// the file once, whole. The input is a pipe the test writes, so every kill
+// lands before the end of the file.
 func TestChaosSenderKilled(t *testing.T) {
 	t.Parallel()
 	rng := chaosRand(t)
 	for trial := range chaosTrials(t, 3) {
 		t.Run(fmt.Sprint(trial), func(t *testing.T) {
 			c := newCLI(t, redistest.Config{})
-			src := t.TempDir()
 			data := randomBytes(rng.Uint64(), 2<<20+rng.IntN(6<<20))
-			writeFile(t, filepath.Join(src, "big.bin"), data, 0o644)
 			files := map[string][]byte{"big.bin": data}
 			joinGroups(t, c.url, "cs", "g")
 			out := filepath.Join(t.TempDir(), "out")
 			recv := c.start("recv", "cs", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
-			sendArgs := []string{"send", "cs", filepath.Join(src, "big.bin"), "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
-			kills := 0
-			for attempt := 0; ; attempt++ {
-				p := c.start(sendArgs...)
-				if attempt < 4 {
-					time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
-					if !p.exited() {
-						p.signal(syscall.SIGKILL)
-					}
-				}
+			sendArgs := []string{"send", "cs", "-", "--name", "big.bin", "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
+			kills := 1 + rng.IntN(4)
+			for range kills {
+				p := c.startPiped(sendArgs...)
+				p.stdin.Write(data[:rng.IntN(len(data))])
+				time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
+				p.signal(syscall.SIGKILL)
 				if r := p.wait(); r.code != -1 {
-					expectOK(t, r)
-					break
+					t.Fatalf("the sender ended before the end of its input:\n%s", r)
 				}
-				kills++
 			}
-			t.Logf("%d kills", kills)
+			expectOK(t, c.runWith(bytes.NewReader(data), nil, sendArgs...))
 			r := recv.wait()
 			expectOK(t, r)
 			done := map[string]int{}
