@@ -401,3 +401,94 @@ func TestChaosFrozenMember(t *testing.T) {
 		t.Errorf("partial files left: %q", parts)
 	}
 }
+
+// A soak: many files, from empty to larger than the budget, sent to several
+// groups at once through a small budget. Every group gets every file whole,
+// the budget holds throughout, and at the end Redis holds no file and its
+// memory is back near where it started. make test sends 60 files to 3
+// groups; make chaos sends FILECAST_CHAOS_TRIALS×20 (2000) to 8.
+func TestChaosSoak(t *testing.T) {
+	t.Parallel()
+	rng := chaosRand(t)
+	nfiles, ngroups := 60, 3
+	if n := chaosTrials(t, 0); n > 0 {
+		nfiles, ngroups = 20*n, 8
+	}
+	c := newCLI(t, redistest.Config{})
+	src := t.TempDir()
+	files := map[string][]byte{}
+	for i := range nfiles {
+		size := rng.IntN(64 << 10)
+		if i%10 == 0 {
+			size = rng.IntN(3 << 20) // some larger than the budget
+		}
+		name := fmt.Sprintf("s%04d.bin", i)
+		files[name] = randomBytes(rng.Uint64(), size)
+		writeFile(t, filepath.Join(src, name), files[name], 0o644)
+	}
+	groups := make([]string, ngroups)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("g%d", i)
+	}
+	joinGroups(t, c.url, "soak", groups...)
+	base := usedMemory(t, c.srv)
+	var recvs []*proc
+	for _, g := range groups {
+		recvs = append(recvs, c.start("recv", "soak", "--group", g, "--dir", filepath.Join(src+"-out", g), "--until-eof", "--json", "--lease", "5s"))
+	}
+	stop := make(chan struct{})
+	peak := make(chan int64, 1)
+	go func() { // the bytes the channel holds, against its budget
+		var p int64
+		for {
+			select {
+			case <-stop:
+				peak <- p
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			v, _ := c.srv.Do("GET", "fc:{soak}:bytes")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			p = max(p, n)
+		}
+	}()
+	limit := cliTimeout + time.Duration(nfiles)*100*time.Millisecond
+	expectOK(t, c.start("send", "soak", src, "--eof", "--max-bytes", "1MiB", "--lease", "5s").waitUpTo(limit))
+	var results []cliResult
+	for _, p := range recvs {
+		results = append(results, p.waitUpTo(limit))
+	}
+	for i, r := range results {
+		expectOK(t, r)
+		done := map[string]int{}
+		completions(r.stdout, done)
+		checkDelivered(t, c, "soak", filepath.Join(src+"-out", groups[i]), files, done, 0)
+	}
+	close(stop)
+	if p := <-peak; p > 1<<20+filecastChunk {
+		t.Errorf("the channel held %d bytes, over its budget of 1 MiB (one chunk may exceed it into an empty channel)", p)
+	}
+	if v, _ := c.srv.Do("GET", "fc:{soak}:bytes"); v != "0" {
+		t.Errorf("the channel still counts %s bytes held", v)
+	}
+	if grew := usedMemory(t, c.srv) - base; grew > 4<<20 {
+		t.Errorf("redis used_memory grew by %d bytes over the soak and stayed so", grew)
+	}
+}
+
+// filecastChunk is the default chunk size, for bounds in tests.
+const filecastChunk = 1<<20 - 64
+
+// usedMemory returns redis's used_memory.
+func usedMemory(t *testing.T, srv *redistest.Server) int64 {
+	t.Helper()
+	info := srv.MustDo(t, "INFO", "memory")
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO")
+	return 0
+}

@@ -219,12 +219,18 @@ func (p *proc) signal(sig syscall.Signal) {
 // wait waits for the process to exit and returns its result.
 func (p *proc) wait() cliResult {
 	p.t.Helper()
+	return p.waitUpTo(cliTimeout)
+}
+
+// waitUpTo is wait with a limit of its own, for long runs.
+func (p *proc) waitUpTo(limit time.Duration) cliResult {
+	p.t.Helper()
 	select {
 	case <-p.done:
-	case <-time.After(cliTimeout):
+	case <-time.After(limit):
 		p.cmd.Process.Kill()
 		<-p.done
-		p.t.Fatalf("filecast %s did not exit within %v; stderr:\n%s", quoteArgs(p.args), cliTimeout, p.stderr())
+		p.t.Fatalf("filecast %s did not exit within %v; stderr:\n%s", quoteArgs(p.args), limit, p.stderr())
 	}
 	out, _ := os.ReadFile(p.out)
 	return cliResult{args: p.args, stdout: string(out), stderr: p.stderr(), code: p.cmd.ProcessState.ExitCode()}
