@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -473,6 +474,27 @@ func (u *upload) beat(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// Unfinished returns the names of the files whose upload to channel began
+// and has not ended: in progress, or interrupted (a Send of the same name
+// resumes it). A caller sending many files sends these first: an
+// interrupted upload holds budget that only its completion frees.
+func (c *Client) Unfinished(ctx context.Context, channel string) ([]string, error) {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return nil, err
+	}
+	up, err := ch.Unfinished(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(up))
+	for name := range up {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // SendEOF marks the end of a batch on channel: a receiver running with

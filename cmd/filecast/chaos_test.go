@@ -206,11 +206,9 @@ func TestChaosSenderKilled(t *testing.T) {
 }
 
 // Run again after a kill, send DIR sends the files it had completed once
-// more, and those can fill the budget ahead of the file it resumes.
+// more.
 func TestChaosSenderKilledDirectory(t *testing.T) {
-	knownBug(t, "rerunning `filecast send DIR` after a kill sends the files it had completed again (receivers "+
-		"get them twice), and with a budget smaller than them the resumed file waits for budget behind them while a "+
-		"receiver with --concurrency 1 waits for the resumed file: a deadlock")
+	knownBug(t, "rerunning `filecast send DIR` after a kill sends the files it had completed again: receivers get them twice")
 	t.Parallel()
 	rng := chaosRand(t)
 	c := newCLI(t, redistest.Config{})
@@ -491,4 +489,46 @@ func usedMemory(t *testing.T, srv *redistest.Server) int64 {
 	}
 	t.Fatal("no used_memory in INFO")
 	return 0
+}
+
+// send DIR killed in the middle of a file larger than the budget, after
+// files that each fill much of it, then run again: the rerun finishes the
+// interrupted file first, so it does not wait for budget behind the files
+// it sends again while the receiver waits for it.
+func TestChaosSenderKilledDirectoryFinishes(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, redistest.Config{})
+	src := t.TempDir()
+	files := map[string][]byte{
+		"a.bin": randomBytes(31, 1536<<10),
+		"b.bin": randomBytes(32, 1536<<10),
+		"c.bin": randomBytes(33, 6<<20),
+	}
+	for name, data := range files {
+		writeFile(t, filepath.Join(src, name), data, 0o644)
+	}
+	joinGroups(t, c.url, "cr", "g")
+	out := filepath.Join(t.TempDir(), "out")
+	recv := c.start("recv", "cr", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+	sendArgs := []string{"send", "cr", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
+	p := c.start(sendArgs...)
+	waitFor(t, 20*time.Second, "c.bin to be uploading", func() bool {
+		v, _ := c.srv.Do("HGET", "fc:{cr}:up", "c.bin")
+		return v != "" && fileField(c.srv, "cr", v, "n") >= "1"
+	})
+	p.signal(syscall.SIGKILL)
+	if r := p.wait(); r.code != -1 {
+		t.Fatalf("the sender was not killed mid-file:\n%s", r)
+	}
+	r := c.run(sendArgs...)
+	expectOK(t, r)
+	if !strings.HasPrefix(r.stderr, "sent c.bin") || !strings.Contains(r.stderr, "(resumed)") {
+		t.Errorf("the rerun did not resume c.bin first:\n%s", r)
+	}
+	rr := recv.wait()
+	expectOK(t, rr)
+	done := map[string]int{}
+	completions(rr.stdout, done)
+	// a.bin and b.bin are sent again (the known bug above): 2 extra.
+	checkDelivered(t, c, "cr", out, files, done, 2)
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -66,6 +67,33 @@ files sent after they joined.`,
 	return cmd
 }
 
+// unfinishedFirst moves the files whose upload was interrupted (a send
+// killed before it ended, run again) to the front: their chunks hold
+// budget that the rest would otherwise wait for, while receivers wait for
+// them, which would deadlock.
+func unfinishedFirst(ctx context.Context, c *filecast.Client, channel string, items []sendItem) ([]sendItem, error) {
+	if len(items) < 2 {
+		return items, nil
+	}
+	names, err := c.Unfinished(ctx, channel)
+	if err != nil || len(names) == 0 {
+		return items, err
+	}
+	first := func(it sendItem) bool { _, found := slices.BinarySearch(names, it.name); return found }
+	out := make([]sendItem, 0, len(items))
+	for _, it := range items {
+		if first(it) {
+			out = append(out, it)
+		}
+	}
+	for _, it := range items {
+		if !first(it) {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
 // sendItem is one file to send.
 type sendItem struct {
 	path, name string
@@ -104,6 +132,9 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		return err
 	}
 	defer c.Close()
+	if items, err = unfinishedFirst(ctx, c, channel, items); err != nil {
+		return err
+	}
 	enc := json.NewEncoder(stdout)
 	for _, it := range items {
 		start := time.Now()

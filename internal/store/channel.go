@@ -259,6 +259,17 @@ func (ch Channel) Abort(ctx context.Context, id, reason string) error {
 	return err
 }
 
+// Unfinished returns the names of files whose upload began and has not
+// ended (in progress, or interrupted), with their ids.
+func (ch Channel) Unfinished(ctx context.Context) (map[string]string, error) {
+	var up map[string]string
+	err := ch.c.retry(ctx, "list unfinished uploads", func(ctx context.Context) (err error) {
+		up, err = ch.c.rc.Do(ctx, ch.b().Hgetall().Key(ch.k.Uploads()).Build()).AsStrMap()
+		return err
+	})
+	return up, err
+}
+
 // File reads a file's record.
 func (ch Channel) File(ctx context.Context, id string) (*wire.File, error) {
 	var h map[string]string
