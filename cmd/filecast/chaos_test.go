@@ -131,6 +131,17 @@ func checkDelivered(t *testing.T, c *cli, channel, out string, files map[string]
 	}
 }
 
+// receiverDelivered waits for a receiver that must finish the batch and
+// makes the final checks on what it delivered.
+func receiverDelivered(t *testing.T, c *cli, channel, out string, files map[string][]byte, recv *proc, interrupted int) {
+	t.Helper()
+	r := recv.wait()
+	expectOK(t, r)
+	done := map[string]int{}
+	completions(r.stdout, done)
+	checkDelivered(t, c, channel, out, files, done, interrupted)
+}
+
 // Receivers SIGKILLed at random points, then restarted, until one finishes
 // the batch.
 func TestChaosReceiverKilled(t *testing.T) {
@@ -196,11 +207,7 @@ func TestChaosSenderKilled(t *testing.T) {
 				}
 			}
 			expectOK(t, c.runWith(bytes.NewReader(data), nil, sendArgs...))
-			r := recv.wait()
-			expectOK(t, r)
-			done := map[string]int{}
-			completions(r.stdout, done)
-			checkDelivered(t, c, "cs", out, files, done, 0)
+			receiverDelivered(t, c, "cs", out, files, recv, 0)
 		})
 	}
 }
@@ -222,11 +229,7 @@ func TestChaosSenderKilledDirectory(t *testing.T) {
 	p.signal(syscall.SIGKILL)
 	p.wait()
 	expectOK(t, c.run(sendArgs...))
-	r := recv.wait()
-	expectOK(t, r)
-	done := map[string]int{}
-	completions(r.stdout, done)
-	checkDelivered(t, c, "cd", out, files, done, 1)
+	receiverDelivered(t, c, "cd", out, files, recv, 1)
 }
 
 // redis-server killed and restarted mid-transfer with AOF (appendfsync
@@ -247,11 +250,7 @@ func TestChaosRedisRestartWithAOF(t *testing.T) {
 			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 			c.srv.Restart()
 			expectOK(t, send.wait())
-			r := recv.wait()
-			expectOK(t, r)
-			done := map[string]int{}
-			completions(r.stdout, done)
-			checkDelivered(t, c, "ca", out, files, done, 1)
+			receiverDelivered(t, c, "ca", out, files, recv, 1)
 		})
 	}
 }
@@ -339,11 +338,7 @@ func TestChaosNetworkFaults(t *testing.T) {
 				t.Fatalf("feeding the sender: %v\n%s", err, send.wait())
 			}
 			expectOK(t, send.wait())
-			r := recv.wait()
-			expectOK(t, r)
-			done := map[string]int{}
-			completions(r.stdout, done)
-			checkDelivered(t, c, "cf", out, files, done, 0)
+			receiverDelivered(t, c, "cf", out, files, recv, 0)
 		})
 	}
 }
