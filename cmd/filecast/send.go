@@ -42,7 +42,8 @@ are kept.
 The channel holds at most --max-bytes of file data in Redis; the sender
 waits while it is full, and a file larger than the budget streams through
 it. If a send is interrupted, running the same command again continues the
-unfinished upload instead of starting a second copy.
+unfinished upload (before any other file) instead of starting a second
+copy; files it had completed before the interruption are sent again.
 
 At least one receiver group must have joined the channel: groups get only
 files sent after they joined.`,
