@@ -222,7 +222,7 @@ func (ch Channel) Commit(ctx context.Context, id string, chunks []ChunkRef) erro
 		return err
 	}
 	if r == "gone" {
-		return fmt.Errorf("commit chunks %d-%d: upload was aborted: %w", first, last, ErrGone)
+		return fmt.Errorf("commit chunks %d-%d: the upload was aborted, or the server lost it (restarted without persistence?): %w", first, last, ErrGone)
 	}
 	return nil
 }
