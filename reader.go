@@ -311,6 +311,15 @@ func (f *File) fetch() {
 				fail(corrupt(err))
 				return
 			}
+			if rec.State != wire.Uploading {
+				// The upload ended, and the script that ended it added the end
+				// entry in the same step: it must be there now.
+				if es, err := f.ch.Index(f.ctx, f.ID, after+1, after+1, f.rec.ChunkSize); err != nil || len(es) == 0 {
+					fail(fmt.Errorf("%w: the upload of %s is %s, but its index ends after chunk %d without an end entry", ErrCorrupt, f.Name, rec.State, after))
+					return
+				}
+				continue
+			}
 			if silent := time.Since(rec.Heartbeat); silent > f.c.opt.Lease && !warned {
 				warned = true
 				f.c.log.Warn("sender has gone silent; waiting for it to resume (or run filecast clean)",

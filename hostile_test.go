@@ -1,0 +1,85 @@
+package filecast_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/filecast/filecast"
+	"github.com/filecast/filecast/internal/redistest"
+)
+
+// Hostile or damaged data in Redis, written behind filecast's back: every
+// case is an error that wraps ErrCorrupt and says what is wrong, no byte
+// of a damaged chunk is handed on, and end of file is never reported.
+func TestHostileRecordsAndIndexes(t *testing.T) {
+	const chunk = 4096
+	data := randomBytes(41, 3*chunk+100) // chunks 1..4 (the first ramp chunk is larger than 4096)
+	for _, tc := range []struct {
+		name   string
+		tamper func(srv *redistest.Server, f string) // f: "fc:{h}:f:<id>"
+		want   string
+	}{
+		{"chunk longer than its entry", func(s *redistest.Server, f string) { s.Do("APPEND", f+":c:2", "tail") }, "chunk 2"},
+		{"chunk cut short", func(s *redistest.Server, f string) { s.Do("SETRANGE", f+":c:2", "0", ""); s.Do("SET", f+":c:2", "short") }, "chunk 2"},
+		{"chunk missing", func(s *redistest.Server, f string) { s.Do("DEL", f+":c:3") }, "chunk 3"},
+		{"chunk bytes changed", func(s *redistest.Server, f string) { s.Do("SETRANGE", f+":c:1", "7", "?") }, "digest"},
+		{"entry length beyond the chunk size", func(s *redistest.Server, f string) {
+			s.Do("DEL", f+":idx")
+			s.Do("XADD", f+":idx", "0-1", "n", "999999999", "h", strings.Repeat("0", 32))
+		}, ""},
+		{"entry with a bad digest field", func(s *redistest.Server, f string) {
+			s.Do("DEL", f+":idx")
+			s.Do("XADD", f+":idx", "0-1", "n", "10", "h", "not-hex")
+		}, ""},
+		{"index that skips a chunk", func(s *redistest.Server, f string) { s.Do("XDEL", f+":idx", "0-2") }, "jumps"},
+		{"end record with the wrong size", func(s *redistest.Server, f string) {
+			replaceEnd(s, f, "eof", "1", "size", "5", "h", strings.Repeat("0", 32))
+		}, "end record says 5"},
+		{"end record with the wrong digest", func(s *redistest.Server, f string) {
+			replaceEnd(s, f, "eof", "1", "size", fmt.Sprint(len(data)), "h", strings.Repeat("0", 32))
+		}, "whole-file digest"},
+		{"end record missing", func(s *redistest.Server, f string) { replaceEnd(s, f) }, "without an end entry"},
+		{"record with a bogus chunk size", func(s *redistest.Server, f string) { s.Do("HSET", f, "chunk", "-3") }, ""},
+		{"record with a bogus size", func(s *redistest.Server, f string) { s.Do("HSET", f, "size", "-7") }, ""},
+		{"record of an unknown version", func(s *redistest.Server, f string) { s.Do("HSET", f, "v", "9") }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, srv := newClient(t, filecast.Options{ChunkSize: chunk})
+			ctx := context.Background()
+			c.Join(ctx, "h", "g")
+			info := mustSend(t, c, "h", "victim", data, filecast.SendOptions{})
+			tc.tamper(srv, "fc:{h}:f:"+info.ID)
+			f, err := c.Open(ctx, "h", info.ID)
+			var got []byte
+			if err == nil {
+				got, err = io.ReadAll(f)
+				f.Close()
+			}
+			if !errors.Is(err, filecast.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("reading = %v, want ErrCorrupt mentioning %q", err, tc.want)
+			}
+			if !bytes.HasPrefix(data, got) {
+				t.Errorf("%d bytes handed on that are not the file's", len(got))
+			}
+		})
+	}
+}
+
+// replaceEnd replaces the end entry of file record f's index with one of
+// the given fields, or removes it if there are none.
+func replaceEnd(s *redistest.Server, f string, fields ...string) {
+	n, _ := s.Do("HGET", f, "n")
+	var seq int
+	fmt.Sscan(n, &seq)
+	end := fmt.Sprintf("0-%d", seq+1)
+	s.Do("XDEL", f+":idx", end)
+	s.Do("XSETID", f+":idx", fmt.Sprintf("0-%d", seq))
+	if len(fields) > 0 {
+		s.Do(append([]string{"XADD", f + ":idx", end}, fields...)...)
+	}
+}
