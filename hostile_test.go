@@ -25,10 +25,7 @@ func TestHostileRecordsAndIndexes(t *testing.T) {
 		want   string
 	}{
 		{"chunk longer than its entry", func(s *redistest.Server, f string) { s.Do("APPEND", f+":c:2", "tail") }, "chunk 2"},
-		{"chunk cut short", func(s *redistest.Server, f string) {
-			s.Do("SETRANGE", f+":c:2", "0", "")
-			s.Do("SET", f+":c:2", "short")
-		}, "chunk 2"},
+		{"chunk cut short", func(s *redistest.Server, f string) { s.Do("SET", f+":c:2", "short") }, "chunk 2"},
 		{"chunk missing", func(s *redistest.Server, f string) { s.Do("DEL", f+":c:3") }, "chunk 3"},
 		{"chunk bytes changed", func(s *redistest.Server, f string) { s.Do("SETRANGE", f+":c:1", "7", "?") }, "digest"},
 		{"entry length beyond the chunk size", func(s *redistest.Server, f string) {
