@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -526,4 +527,67 @@ func TestChaosSenderKilledDirectoryFinishes(t *testing.T) {
 	completions(rr.stdout, done)
 	// a.bin and b.bin are sent again (the known bug above): 2 extra.
 	checkDelivered(t, c, "cr", out, files, done, 2)
+}
+
+// Real latency and packet loss: redis-server runs in a network namespace of
+// its own, reached over a veth pair with netem (20 ms delay and 1 % loss
+// each way), while files stream through a small budget. Where the kernel
+// has no netem the link is a slow token bucket instead; where there are no
+// network namespaces the test says so and skips.
+func TestChaosNetem(t *testing.T) {
+	id := os.Getpid() % 200
+	ns, host, peer := fmt.Sprintf("fcnet%d", id), fmt.Sprintf("fch%d", id), fmt.Sprintf("fcp%d", id)
+	hostIP, peerIP := fmt.Sprintf("10.213.%d.1", id), fmt.Sprintf("10.213.%d.2", id)
+	run := func(args ...string) error {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("no ip command (iproute2) for network namespaces; latency is covered by TestChaosNetworkFaults' proxy")
+	}
+	if err := run("ip", "netns", "add", ns); err != nil {
+		t.Skipf("network namespaces are not available here (%v); latency is covered by TestChaosNetworkFaults' proxy", err)
+	}
+	t.Cleanup(func() { run("ip", "netns", "del", ns) })
+	for _, step := range [][]string{
+		{"ip", "link", "add", host, "type", "veth", "peer", "name", peer},
+		{"ip", "link", "set", peer, "netns", ns},
+		{"ip", "addr", "add", hostIP + "/24", "dev", host},
+		{"ip", "link", "set", host, "up"},
+		{"ip", "netns", "exec", ns, "ip", "addr", "add", peerIP + "/24", "dev", peer},
+		{"ip", "netns", "exec", ns, "ip", "link", "set", peer, "up"},
+		{"ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"},
+	} {
+		if err := run(step...); err != nil {
+			t.Skipf("cannot set up a veth pair into a network namespace (%v)", err)
+		}
+	}
+	t.Cleanup(func() { run("ip", "link", "del", host) })
+	netem := [][]string{
+		{"tc", "qdisc", "add", "dev", host, "root", "netem", "delay", "20ms", "loss", "1%"},
+		{"ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", peer, "root", "netem", "delay", "20ms", "loss", "1%"},
+	}
+	if err := run(netem[0]...); err == nil {
+		if err := run(netem[1]...); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		// Without netem, a slow real link still exercises the set-up:
+		// a 200 Mbit/s token bucket queueing up to 50 ms.
+		t.Logf("the kernel has no netem qdisc (sch_netem) for latency and loss (%v); using a 200 Mbit/s token bucket instead (TestChaosNetworkFaults' proxy covers delays and black holes)", err)
+		if err := run("tc", "qdisc", "add", "dev", host, "root", "tbf", "rate", "200mbit", "burst", "64kb", "latency", "50ms"); err != nil {
+			t.Skipf("neither netem nor tbf qdiscs are available (%v)", err)
+		}
+	}
+	srv := redistest.Start(t, redistest.Config{TCP: true, Netns: ns, BindAddr: peerIP})
+	c := &cli{t: t, srv: srv, url: srv.TCPURL()}
+	rng := chaosRand(t)
+	src, files := chaosFiles(t, rng, 8)
+	joinGroups(t, c.url, "nm", "g")
+	out := filepath.Join(t.TempDir(), "out")
+	recv := c.start("recv", "nm", "--group", "g", "--dir", out, "--until-eof", "--json")
+	expectOK(t, c.start("send", "nm", src, "--eof", "--max-bytes", "1MiB").waitUpTo(5*time.Minute))
+	receiverDelivered(t, c, "nm", out, files, recv, 0)
 }

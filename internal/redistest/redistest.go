@@ -61,6 +61,11 @@ type Config struct {
 	// by its CA (TLSFiles.ClientCert is one).
 	ClientCerts bool
 
+	// Netns runs the server inside this network namespace (ip netns exec),
+	// and BindAddr is then the address of the namespace it listens on for
+	// TCP (default 127.0.0.1). For tests of real network conditions.
+	Netns, BindAddr string
+
 	// Extra holds configuration lines appended verbatim to the config.
 	Extra []string
 }
@@ -173,6 +178,14 @@ func (s *Server) fatalf(format string, args ...any) {
 	s.t.Fatalf(format, args...)
 }
 
+// bindAddr is the address the server listens on for TCP.
+func (s *Server) bindAddr() string {
+	if s.cfg.BindAddr != "" {
+		return s.cfg.BindAddr
+	}
+	return "127.0.0.1"
+}
+
 // freePort returns a 127.0.0.1 TCP port that was free a moment ago.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -188,8 +201,11 @@ func (s *Server) config() string {
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	if s.cfg.TCP {
-		line("bind 127.0.0.1")
+		line("bind %s", s.bindAddr())
 		line("port %d", s.port)
+		if s.cfg.BindAddr != "" {
+			line("protected-mode no") // clients come from another address
+		}
 	} else {
 		line("port 0")
 	}
@@ -246,6 +262,9 @@ func (s *Server) start() error {
 	}
 	defer out.Close() // the child has its own copy
 	cmd := exec.Command("redis-server", "-")
+	if s.cfg.Netns != "" {
+		cmd = exec.Command("ip", "netns", "exec", s.cfg.Netns, "redis-server", "-")
+	}
 	cmd.Stdin = strings.NewReader(s.config())
 	cmd.Stdout = out
 	cmd.Stderr = out
@@ -308,7 +327,7 @@ func (s *Server) Addr() string {
 	if s.port == 0 {
 		return ""
 	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	return net.JoinHostPort(s.bindAddr(), strconv.Itoa(s.port))
 }
 
 // URL returns a URL for the server's unix socket in the form accepted by
