@@ -105,23 +105,30 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	opt.ConnWriteTimeout = 10 * time.Second
 	opt.Dialer.Timeout = 5 * time.Second
 	// A connection dropped while it is being set up (a proxy or load
-	// balancer cutting it) is tried again a few times; one that keeps being
-	// dropped, or is refused, fails at once with the reason.
-	for attempt := 1; ; attempt++ {
+	// balancer cutting it) is tried again for up to setupRetry; one that is
+	// refused fails at once with the reason.
+	start, wait := time.Now(), 100*time.Millisecond
+	for {
 		c, err := connect(ctx, opt, cfg.RetryFor, safe)
 		if err == nil {
 			return c, nil
 		}
-		if attempt == 3 || !dropped(err) || ctx.Err() != nil {
+		if !dropped(err) || time.Since(start)+wait > min(setupRetry, max(cfg.RetryFor, wait)) || ctx.Err() != nil {
 			return nil, describeDialError(safe, opt.TLSConfig != nil, err)
 		}
 		select {
-		case <-time.After(time.Duration(attempt) * 150 * time.Millisecond):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		wait = min(2*wait, time.Second)
 	}
 }
+
+// setupRetry bounds how long Dial tries a connection that keeps being
+// dropped: long enough to ride out a cut, short enough that a TLS port
+// reached with redis:// (which also drops it) is reported soon.
+const setupRetry = 3 * time.Second
 
 // connect opens the client's two connection pools and checks the server
 // answers.
