@@ -334,10 +334,7 @@ func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stor
 				break more
 			}
 		}
-		refs = refs[:0]
-		for _, s := range batch {
-			refs = append(refs, s.ref)
-		}
+		refs = refsOf(refs, batch)
 		granted, after, err := u.ch.Reserve(ctx, u.id, refs, DefaultMaxBytes)
 		if errors.Is(err, store.ErrGone) {
 			// The upload was aborted. Stop storing, but let commit take the
@@ -420,13 +417,12 @@ func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
 				break more
 			}
 		}
-		refs = refs[:0]
 		for _, s := range batch {
 			if s.err != nil {
 				return s.err
 			}
-			refs = append(refs, s.ref)
 		}
+		refs = refsOf(refs, batch)
 		if err := u.ch.Commit(ctx, u.id, refs); err != nil {
 			if errors.Is(err, store.ErrGone) {
 				u.drain(ctx, next, queue) // commit deletes the chunks stored after the abort
@@ -441,6 +437,15 @@ func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
 			u.opt.Progress(committed)
 		}
 	}
+}
+
+// refsOf returns the refs of chunks, reusing dst.
+func refsOf(dst []store.ChunkRef, chunks []*stored) []store.ChunkRef {
+	dst = dst[:0]
+	for _, s := range chunks {
+		dst = append(dst, s.ref)
+	}
+	return dst
 }
 
 // drain waits for the stores still in flight after the upload was aborted

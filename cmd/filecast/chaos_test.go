@@ -59,6 +59,15 @@ func chaosRand(t *testing.T) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, h))
 }
 
+// chaosRun runs trial as subtests, FILECAST_CHAOS_TRIALS times (else
+// short), each with the scenario's seeded PRNG.
+func chaosRun(t *testing.T, short int, trial func(t *testing.T, rng *rand.Rand)) {
+	rng := chaosRand(t)
+	for i := range chaosTrials(t, short) {
+		t.Run(fmt.Sprint(i), func(t *testing.T) { trial(t, rng) })
+	}
+}
+
 // chaosFiles writes files of seeded random sizes, from empty to a few
 // chunks, into a new directory and returns it with their contents by name.
 func chaosFiles(t *testing.T, rng *rand.Rand, n int) (string, map[string][]byte) {
@@ -147,38 +156,35 @@ func receiverDelivered(t *testing.T, c *cli, channel, out string, files map[stri
 // the batch.
 func TestChaosReceiverKilled(t *testing.T) {
 	t.Parallel()
-	rng := chaosRand(t)
-	for trial := range chaosTrials(t, 3) {
-		t.Run(fmt.Sprint(trial), func(t *testing.T) {
-			c := newCLI(t, redistest.Config{})
-			src, files := chaosFiles(t, rng, 12)
-			joinGroups(t, c.url, "ck", "g")
-			expectOK(t, c.run("send", "ck", src, "--eof"))
-			out := filepath.Join(t.TempDir(), "out")
-			done := map[string]int{}
-			kills := 0
-			args := []string{"recv", "ck", "--group", "g", "--member", "m", "--dir", out, "--until-eof", "--json", "--lease", "2s"}
-			for attempt := 0; ; attempt++ {
-				p := c.start(args...)
-				if attempt < 4 {
-					time.Sleep(time.Duration(rng.IntN(120)) * time.Millisecond)
-					if !p.exited() {
-						p.signal(syscall.SIGKILL)
-					}
+	chaosRun(t, 3, func(t *testing.T, rng *rand.Rand) {
+		c := newCLI(t, redistest.Config{})
+		src, files := chaosFiles(t, rng, 12)
+		joinGroups(t, c.url, "ck", "g")
+		expectOK(t, c.run("send", "ck", src, "--eof"))
+		out := filepath.Join(t.TempDir(), "out")
+		done := map[string]int{}
+		kills := 0
+		args := []string{"recv", "ck", "--group", "g", "--member", "m", "--dir", out, "--until-eof", "--json", "--lease", "2s"}
+		for attempt := 0; ; attempt++ {
+			p := c.start(args...)
+			if attempt < 4 {
+				time.Sleep(time.Duration(rng.IntN(120)) * time.Millisecond)
+				if !p.exited() {
+					p.signal(syscall.SIGKILL)
 				}
-				r := p.wait()
-				completions(r.stdout, done)
-				if r.code == -1 {
-					kills++
-					continue
-				}
-				expectOK(t, r)
-				break
 			}
-			t.Logf("%d kills", kills)
-			checkDelivered(t, c, "ck", out, files, done, kills)
-		})
-	}
+			r := p.wait()
+			completions(r.stdout, done)
+			if r.code == -1 {
+				kills++
+				continue
+			}
+			expectOK(t, r)
+			break
+		}
+		t.Logf("%d kills", kills)
+		checkDelivered(t, c, "ck", out, files, done, kills)
+	})
 }
 
 // A sender SIGKILLed at a random point in a file larger than the budget,
@@ -187,30 +193,27 @@ func TestChaosReceiverKilled(t *testing.T) {
 // lands before the end of the file.
 func TestChaosSenderKilled(t *testing.T) {
 	t.Parallel()
-	rng := chaosRand(t)
-	for trial := range chaosTrials(t, 3) {
-		t.Run(fmt.Sprint(trial), func(t *testing.T) {
-			c := newCLI(t, redistest.Config{})
-			data := randomBytes(rng.Uint64(), 2<<20+rng.IntN(6<<20))
-			files := map[string][]byte{"big.bin": data}
-			joinGroups(t, c.url, "cs", "g")
-			out := filepath.Join(t.TempDir(), "out")
-			recv := c.start("recv", "cs", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
-			sendArgs := []string{"send", "cs", "-", "--name", "big.bin", "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
-			kills := 1 + rng.IntN(4)
-			for range kills {
-				p := c.startPiped(sendArgs...)
-				p.stdin.Write(data[:rng.IntN(len(data))])
-				time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
-				p.signal(syscall.SIGKILL)
-				if r := p.wait(); r.code != -1 {
-					t.Fatalf("the sender ended before the end of its input:\n%s", r)
-				}
+	chaosRun(t, 3, func(t *testing.T, rng *rand.Rand) {
+		c := newCLI(t, redistest.Config{})
+		data := randomBytes(rng.Uint64(), 2<<20+rng.IntN(6<<20))
+		files := map[string][]byte{"big.bin": data}
+		joinGroups(t, c.url, "cs", "g")
+		out := filepath.Join(t.TempDir(), "out")
+		recv := c.start("recv", "cs", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+		sendArgs := []string{"send", "cs", "-", "--name", "big.bin", "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
+		kills := 1 + rng.IntN(4)
+		for range kills {
+			p := c.startPiped(sendArgs...)
+			p.stdin.Write(data[:rng.IntN(len(data))])
+			time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
+			p.signal(syscall.SIGKILL)
+			if r := p.wait(); r.code != -1 {
+				t.Fatalf("the sender ended before the end of its input:\n%s", r)
 			}
-			expectOK(t, c.runWith(bytes.NewReader(data), nil, sendArgs...))
-			receiverDelivered(t, c, "cs", out, files, recv, 0)
-		})
-	}
+		}
+		expectOK(t, c.runWith(bytes.NewReader(data), nil, sendArgs...))
+		receiverDelivered(t, c, "cs", out, files, recv, 0)
+	})
 }
 
 // Run again after a kill, send DIR sends the files it had completed once
@@ -237,23 +240,20 @@ func TestChaosSenderKilledDirectory(t *testing.T) {
 // always): the sender and the receiver ride through the restart.
 func TestChaosRedisRestartWithAOF(t *testing.T) {
 	t.Parallel()
-	rng := chaosRand(t)
-	for trial := range chaosTrials(t, 2) {
-		t.Run(fmt.Sprint(trial), func(t *testing.T) {
-			c := newCLI(t, redistest.Config{AOF: true})
-			src, files := chaosFiles(t, rng, 12)
-			joinGroups(t, c.url, "ca", "g")
-			out := filepath.Join(t.TempDir(), "out")
-			recv := c.start("recv", "ca", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
-			send := c.start("send", "ca", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s")
-			time.Sleep(time.Duration(20+rng.IntN(150)) * time.Millisecond)
-			c.srv.Kill()
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-			c.srv.Restart()
-			expectOK(t, send.wait())
-			receiverDelivered(t, c, "ca", out, files, recv, 1)
-		})
-	}
+	chaosRun(t, 2, func(t *testing.T, rng *rand.Rand) {
+		c := newCLI(t, redistest.Config{AOF: true})
+		src, files := chaosFiles(t, rng, 12)
+		joinGroups(t, c.url, "ca", "g")
+		out := filepath.Join(t.TempDir(), "out")
+		recv := c.start("recv", "ca", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+		send := c.start("send", "ca", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s")
+		time.Sleep(time.Duration(20+rng.IntN(150)) * time.Millisecond)
+		c.srv.Kill()
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		c.srv.Restart()
+		expectOK(t, send.wait())
+		receiverDelivered(t, c, "ca", out, files, recv, 1)
+	})
 }
 
 // redis-server killed and restarted without persistence mid-transfer: the
@@ -262,38 +262,35 @@ func TestChaosRedisRestartWithAOF(t *testing.T) {
 // directory shows under a file's name is that file, whole.
 func TestChaosRedisRestartWithoutPersistence(t *testing.T) {
 	t.Parallel()
-	rng := chaosRand(t)
-	for trial := range chaosTrials(t, 2) {
-		t.Run(fmt.Sprint(trial), func(t *testing.T) {
-			c := newCLI(t, redistest.Config{})
-			src, files := chaosFiles(t, rng, 12)
-			joinGroups(t, c.url, "cn", "g")
-			out := filepath.Join(t.TempDir(), "out")
-			recv := c.start("recv", "cn", "--group", "g", "--dir", out, "--until-eof", "--lease", "2s")
-			expectOK(t, c.run("send", "cn", src, "--max-bytes", "2MiB"))
-			// A file still arriving on a pipe when the server goes.
-			live := randomBytes(rng.Uint64(), 3<<20)
-			send := c.startPiped("send", "cn", "-", "--name", "live.bin", "--eof", "--lease", "2s")
-			if _, err := send.stdin.Write(live[:1<<20]); err != nil {
-				t.Fatal(err)
+	chaosRun(t, 2, func(t *testing.T, rng *rand.Rand) {
+		c := newCLI(t, redistest.Config{})
+		src, files := chaosFiles(t, rng, 12)
+		joinGroups(t, c.url, "cn", "g")
+		out := filepath.Join(t.TempDir(), "out")
+		recv := c.start("recv", "cn", "--group", "g", "--dir", out, "--until-eof", "--lease", "2s")
+		expectOK(t, c.run("send", "cn", src, "--max-bytes", "2MiB"))
+		// A file still arriving on a pipe when the server goes.
+		live := randomBytes(rng.Uint64(), 3<<20)
+		send := c.startPiped("send", "cn", "-", "--name", "live.bin", "--eof", "--lease", "2s")
+		if _, err := send.stdin.Write(live[:1<<20]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(20+rng.IntN(100)) * time.Millisecond)
+		c.srv.Kill()
+		c.srv.Restart()
+		send.stdin.Write(live[1<<20:])
+		send.stdin.Close()
+		files["live.bin"] = live
+		expectFail(t, send.wait(), 1, "no longer in redis")
+		expectFail(t, recv.wait(), 1, "lost its data", "run the receiver again")
+		for _, name := range tree(t, out) {
+			want, ok := files[name]
+			got, err := os.ReadFile(filepath.Join(out, name))
+			if !ok || err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s is in the target directory but is not the file sent", name)
 			}
-			time.Sleep(time.Duration(20+rng.IntN(100)) * time.Millisecond)
-			c.srv.Kill()
-			c.srv.Restart()
-			send.stdin.Write(live[1<<20:])
-			send.stdin.Close()
-			files["live.bin"] = live
-			expectFail(t, send.wait(), 1, "no longer in redis")
-			expectFail(t, recv.wait(), 1, "lost its data", "run the receiver again")
-			for _, name := range tree(t, out) {
-				want, ok := files[name]
-				got, err := os.ReadFile(filepath.Join(out, name))
-				if !ok || err != nil || !bytes.Equal(got, want) {
-					t.Errorf("%s is in the target directory but is not the file sent", name)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // Connections cut, delayed and black-holed through a TCP proxy while a
@@ -301,47 +298,44 @@ func TestChaosRedisRestartWithoutPersistence(t *testing.T) {
 // clients reconnect and retry, and the transfer completes.
 func TestChaosNetworkFaults(t *testing.T) {
 	t.Parallel()
-	rng := chaosRand(t)
-	for trial := range chaosTrials(t, 2) {
-		t.Run(fmt.Sprint(trial), func(t *testing.T) {
-			srv := redistest.Start(t, redistest.Config{TCP: true})
-			proxy := redistest.NewProxy(t, srv.Addr())
-			c := &cli{t: t, srv: srv, url: proxy.URL()}
-			src, files := chaosFiles(t, rng, 8)
-			live := randomBytes(rng.Uint64(), 6<<20)
-			files["live.bin"] = live
-			joinGroups(t, c.url, "cf", "g")
-			out := filepath.Join(t.TempDir(), "out")
-			recv := c.start("recv", "cf", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
-			expectOK(t, c.run("send", "cf", src, "--max-bytes", "2MiB"))
-			send := c.startPiped("send", "cf", "-", "--name", "live.bin", "--eof", "--max-bytes", "2MiB", "--lease", "2s")
-			feed := make(chan error, 1)
-			go func() {
-				for i := 0; i < len(live); i += 256 << 10 {
-					if _, err := send.stdin.Write(live[i:min(i+256<<10, len(live))]); err != nil {
-						feed <- err
-						return
-					}
-					time.Sleep(20 * time.Millisecond)
+	chaosRun(t, 2, func(t *testing.T, rng *rand.Rand) {
+		srv := redistest.Start(t, redistest.Config{TCP: true})
+		proxy := redistest.NewProxy(t, srv.Addr())
+		c := &cli{t: t, srv: srv, url: proxy.URL()}
+		src, files := chaosFiles(t, rng, 8)
+		live := randomBytes(rng.Uint64(), 6<<20)
+		files["live.bin"] = live
+		joinGroups(t, c.url, "cf", "g")
+		out := filepath.Join(t.TempDir(), "out")
+		recv := c.start("recv", "cf", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+		expectOK(t, c.run("send", "cf", src, "--max-bytes", "2MiB"))
+		send := c.startPiped("send", "cf", "-", "--name", "live.bin", "--eof", "--max-bytes", "2MiB", "--lease", "2s")
+		feed := make(chan error, 1)
+		go func() {
+			for i := 0; i < len(live); i += 256 << 10 {
+				if _, err := send.stdin.Write(live[i:min(i+256<<10, len(live))]); err != nil {
+					feed <- err
+					return
 				}
-				feed <- send.stdin.Close()
-			}()
-			faults := []func(){
-				proxy.Cut,
-				func() { proxy.SetDelay(30 * time.Millisecond); time.Sleep(150 * time.Millisecond); proxy.SetDelay(0) },
-				func() { proxy.Blackhole(true); time.Sleep(300 * time.Millisecond); proxy.Blackhole(false) },
+				time.Sleep(20 * time.Millisecond)
 			}
-			for range 4 {
-				time.Sleep(time.Duration(rng.IntN(80)) * time.Millisecond)
-				faults[rng.IntN(len(faults))]()
-			}
-			if err := <-feed; err != nil {
-				t.Fatalf("feeding the sender: %v\n%s", err, send.wait())
-			}
-			expectOK(t, send.wait())
-			receiverDelivered(t, c, "cf", out, files, recv, 0)
-		})
-	}
+			feed <- send.stdin.Close()
+		}()
+		faults := []func(){
+			proxy.Cut,
+			func() { proxy.SetDelay(30 * time.Millisecond); time.Sleep(150 * time.Millisecond); proxy.SetDelay(0) },
+			func() { proxy.Blackhole(true); time.Sleep(300 * time.Millisecond); proxy.Blackhole(false) },
+		}
+		for range 4 {
+			time.Sleep(time.Duration(rng.IntN(80)) * time.Millisecond)
+			faults[rng.IntN(len(faults))]()
+		}
+		if err := <-feed; err != nil {
+			t.Fatalf("feeding the sender: %v\n%s", err, send.wait())
+		}
+		expectOK(t, send.wait())
+		receiverDelivered(t, c, "cf", out, files, recv, 0)
+	})
 }
 
 // A work-sharing member frozen (SIGSTOP) mid-file for longer than its

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"testing/iotest"
@@ -115,5 +116,25 @@ func TestPoolGetLenReusesLargeEnoughBuffers(t *testing.T) {
 	defer cancel()
 	if _, err := p.GetLen(cctx, 1); err == nil {
 		t.Error("GetLen with every buffer out did not wait")
+	}
+}
+
+func TestFullRampsUpToThePoolSize(t *testing.T) {
+	const size = 1 << 20
+	pool := NewPool(size, 8)
+	data := make([]byte, 3*size)
+	got, err := collect(t, NewFull(bytes.NewReader(data), pool), pool)
+	if !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	var lens []int
+	total := 0
+	for _, c := range got {
+		lens = append(lens, len(c))
+		total += len(c)
+	}
+	want := []int{Ramp[0], Ramp[1], size, size, 3*size - Ramp[0] - Ramp[1] - 2*size}
+	if fmt.Sprint(lens) != fmt.Sprint(want) || total != len(data) {
+		t.Errorf("chunk lengths %v, want %v (the ramp, then full chunks)", lens, want)
 	}
 }

@@ -20,7 +20,7 @@ if kind == 'file' then
 end
 local fk = fkey(id)
 if redis.call('EXISTS', fk) == 1 then return {'collision'} end
-local no = denied({{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
+local no = denied('announcing a file', {{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
   {'HSET', base .. 'up', name, id}, {'ZADD', base .. 'live', '0', id}})
 if no then return no end
 local state = 'uploading'

@@ -66,16 +66,17 @@ local function abort_upload(id, reason)
 end
 
 -- denied returns an error reply naming the first of cmds (each a list:
--- command, key, args...) that the calling ACL user may not run, or nil.
+-- command, key, args...) that the calling ACL user may not run for the
+-- given purpose, or nil.
 -- Redis does not undo a script's writes when a later command fails, so a
 -- script that must not be left half done checks first. (Redis 7.0+; older
 -- servers have no ACL check for scripts to run and skip it.)
-local function denied(cmds)
+local function denied(purpose, cmds)
   if not redis.acl_check_cmd then return nil end
   for _, c in ipairs(cmds) do
     if not redis.acl_check_cmd(unpack(c)) then
       return redis.error_reply('NOPERM this user may not run ' .. c[1] .. ' on ' .. c[2] ..
-        ', which announcing a file needs (see docs/OPERATIONS.md)')
+        ', which ' .. purpose .. ' needs (see docs/OPERATIONS.md)')
     end
   end
   return nil
