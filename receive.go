@@ -78,7 +78,7 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 	if err := ch.Join(ctx, opt.Group); err != nil {
 		return err
 	}
-	r := &receiver{c: c, ch: ch, h: h, opt: opt, token: c.token(), inflight: make(map[string]bool), bell: make(chan struct{})}
+	r := &receiver{c: c, ch: ch, h: h, opt: opt, token: c.token(), inflight: make(map[string]bool), handled: make(map[string]bool), bell: make(chan struct{})}
 	if err := r.claimMember(ctx, false); err != nil {
 		return err
 	}
@@ -98,9 +98,13 @@ type receiver struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool // entries being handled here
-	bell     chan struct{}   // closed and replaced when a group member acks
-	corrupt  int
-	failed   int
+	// handled holds the entries handled here since the last read of the
+	// files stream began: a batch read while one was still pending must not
+	// hand it out again once it is done.
+	handled map[string]bool
+	bell    chan struct{} // closed and replaced when a group member acks
+	corrupt int
+	failed  int
 }
 
 func (r *receiver) claimMember(ctx context.Context, renew bool) error {
@@ -248,7 +252,7 @@ func (r *receiver) loop(ctx context.Context) error {
 		}
 		for _, a := range batch {
 			r.mu.Lock()
-			busy := r.inflight[a.Entry] || free == 0
+			busy := r.inflight[a.Entry] || r.handled[a.Entry] || free == 0
 			if !busy {
 				r.inflight[a.Entry] = true
 			}
@@ -268,6 +272,7 @@ func (r *receiver) loop(ctx context.Context) error {
 				}
 				r.mu.Lock()
 				delete(r.inflight, a.Entry)
+				r.handled[a.Entry] = true
 				r.mu.Unlock()
 			}()
 		}
@@ -281,6 +286,10 @@ func (r *receiver) loop(ctx context.Context) error {
 // ones taken over from silent members, then new ones (blocking).
 func (r *receiver) next(ctx context.Context, n int, pending *bool, lastClaim *time.Time, bell <-chan struct{}) ([]store.Announce, error) {
 	group, member := r.opt.Group, r.opt.Member
+	// Entries finished before this read cannot be in what it returns.
+	r.mu.Lock()
+	clear(r.handled)
+	r.mu.Unlock()
 	if *pending {
 		r.mu.Lock()
 		busy := len(r.inflight)
@@ -338,7 +347,7 @@ func (r *receiver) notInFlight(batch []store.Announce) []store.Announce {
 	defer r.mu.Unlock()
 	out := batch[:0]
 	for _, a := range batch {
-		if !r.inflight[a.Entry] {
+		if !r.inflight[a.Entry] && !r.handled[a.Entry] {
 			out = append(out, a)
 		}
 	}
