@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzCheckName -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParseFile -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParseSent -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,7 +22,7 @@ var aclUsers = []string{
 	`user fc-send on >send-pw resetchannels ~fc:* ` +
 		`+hello +ping +info +evalsha +eval +client|unblock +sadd +hset +xread +hgetall +xrange ` +
 		`+exists +hget +hmget +scard +smembers +xadd +zadd +decrby +hincrby +incrby +xrevrange +sdiff ` +
-		`+unlink +hdel +xdel +zrem +del ` +
+		`+unlink +hdel +xdel +zrem +del +pexpire ` +
 		`(+get ~fc:{*}:bytes) (+set ~fc:{*}:f:*:c:*)`,
 	`user fc-recv on >recv-pw resetchannels ~fc:* &fc:{*}:g:* ` +
 		`+hello +ping +info +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
@@ -51,10 +53,18 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	col := newCollector()
 	_, wait := receive(t, receiver, "acl", col.handle, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
 	data := randomBytes(13, 40*chunk+5)
-	if _, err := sender.Send(ctx, "acl", bytes.NewReader(data), filecast.Meta{Name: "f"}, filecast.SendOptions{MaxBytes: 4 * chunk}); err != nil {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	batch := filecast.SendOptions{MaxBytes: 4 * chunk, Batch: "b"}
+	if _, err := sender.SendFile(ctx, "acl", path, "f", batch); err != nil {
 		t.Fatalf("send-only user cannot send: %v", err)
 	}
-	if err := sender.SendEOF(ctx, "acl"); err != nil {
+	if info, err := sender.SendFile(ctx, "acl", path, "f", batch); err != nil || !info.Skipped {
+		t.Fatalf("send-only user cannot read its batch record: %+v, %v", info, err)
+	}
+	if err := sender.EndBatch(ctx, "acl", "b", true); err != nil {
 		t.Fatalf("send-only user cannot mark the end of a batch: %v", err)
 	}
 	if err := wait(); err != nil {
@@ -85,6 +95,25 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	}
 	if n := srv.MustDo(t, "XLEN", "fc:{acl}:files"); n != "0" {
 		t.Errorf("a refused announcement left %s entries in the files stream", n)
+	}
+	// Likewise a user that may complete an upload but not keep a batch
+	// record: the upload stays unfinished (resumable) and nothing claims the
+	// file was sent.
+	srv.MustDo(t, "ACL", "SETUSER", "fc-nobatch", "on", ">nb-pw", "resetchannels", "~fc:*", "+@all", "-pexpire")
+	nobatch := dial(t, userURL(srv, "fc-nobatch", "nb-pw"), opt)
+	small := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(small, data[:chunk], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = nobatch.SendFile(ctx, "acl", small, "f", filecast.SendOptions{Batch: "b"})
+	if !errors.Is(err, filecast.ErrAuth) || !strings.Contains(err.Error(), "PEXPIRE") {
+		t.Errorf("a user without PEXPIRE completed a file of a batch: %v", err)
+	}
+	if keys := srv.Keys("fc:{acl}:batch:*"); len(keys) != 0 {
+		t.Errorf("a refused completion left a batch record: %q", keys)
+	}
+	if up := srv.MustDo(t, "HGET", "fc:{acl}:up", "f"); up == "" {
+		t.Error("the refused completion did not leave its upload to resume")
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -30,7 +30,9 @@
 //   - Cleanup: a file's keys are deleted as soon as every group that must
 //     consume it has acknowledged it.
 //   - Resume: dropped connections are retried for Options.RetryFor; a
-//     restarted sender continues an unfinished upload of the same name.
+//     restarted sender continues an unfinished upload of the same name,
+//     and a batch of sends (SendOptions.Batch) run again skips the files
+//     it already sent.
 //   - Safety: names read from Redis are checked (no absolute paths, no
 //     "..", no control characters) and a server whose eviction policy
 //     could drop data is refused unless Options.AllowEviction is set.

@@ -25,6 +25,30 @@ func ExampleClient_SendFile() {
 	fmt.Println("sent", info.Name, info.Size, "bytes")
 }
 
+// Send a set of files as one resumable batch: if the program is killed and
+// run again, files the first run completed are skipped (unless they
+// changed), the file it was killed in is resumed, and the end-of-batch
+// mark is placed once.
+func ExampleClient_EndBatch() {
+	ctx := context.Background()
+	c, err := filecast.New(ctx, filecast.Options{URL: os.Getenv("FILECAST_REDIS")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	opt := filecast.SendOptions{Batch: "nightly-export"}
+	for _, path := range []string{"/data/export/a.parquet", "/data/export/b.parquet"} {
+		info, err := c.SendFile(ctx, "datasets", path, "", opt)
+		if err != nil {
+			log.Fatal(err) // run again to resume
+		}
+		fmt.Println(info.Name, "skipped:", info.Skipped, "resumed:", info.Resumed)
+	}
+	if err := c.EndBatch(ctx, "datasets", opt.Batch, true); err != nil {
+		log.Fatal(err)
+	}
+}
+
 // Count the lines of every file sent to "logs", decoding gzip on the fly,
 // as a member of the work-sharing group "counters". Receive returns once
 // the group has handled everything before the sender's end-of-batch mark.

@@ -115,7 +115,21 @@ type SendOptions struct {
 	// Progress, if set, is called on the sending goroutine after each chunk
 	// is committed, with the bytes committed so far.
 	Progress func(committed int64)
+	// Batch, if set, makes a run of sends resumable as a whole. Each file a
+	// send of the batch completes is recorded under this name in the
+	// channel, in the same step that completes it; SendFile then skips a
+	// file the batch already sent whose name, size, mode and modification
+	// time are unchanged, and returns the earlier FileInfo with Skipped set.
+	// Send records its file too but always sends (a stream cannot be
+	// compared before it is read). EndBatch forgets the record; a record
+	// nobody ends expires BatchTTL after its last file. Batch names follow
+	// the rules of channel names.
+	Batch string
 }
+
+// BatchTTL is how long a batch's record of sent files outlives its last
+// file when nobody ends the batch (SendOptions.Batch).
+const BatchTTL = 7 * 24 * time.Hour
 
 // ReceiveOptions configure Receive.
 type ReceiveOptions struct {

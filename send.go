@@ -34,6 +34,7 @@ type FileInfo struct {
 	ModTime time.Time
 	Digest  string // XXH3-128 of the content, hex; empty until known
 	Resumed bool   // Send: an interrupted upload of the same name was continued
+	Skipped bool   // SendFile: the batch had already sent this file unchanged (SendOptions.Batch)
 	Entry   string // the announcing entry in the files stream
 }
 
@@ -55,7 +56,39 @@ func (c *Client) SendFile(ctx context.Context, channel, path, name string, opt S
 	if name == "" {
 		name = st.Name()
 	}
-	return c.Send(ctx, channel, f, Meta{Name: name, Mode: st.Mode().Perm(), ModTime: st.ModTime()}, opt)
+	meta := Meta{Name: name, Mode: st.Mode().Perm(), ModTime: st.ModTime()}
+	if opt.Batch != "" {
+		info, err := c.sentBefore(ctx, channel, meta, st.Size(), opt.Batch)
+		if info != nil || err != nil {
+			return info, err
+		}
+	}
+	return c.Send(ctx, channel, f, meta, opt)
+}
+
+// sentBefore returns the FileInfo of the earlier send of meta by batch, or
+// nil if the batch has not sent this file as it is now.
+func (c *Client) sentBefore(ctx context.Context, channel string, meta Meta, size int64, batch string) (*FileInfo, error) {
+	fail := func(err error) (*FileInfo, error) {
+		return nil, &Error{Op: "send", Channel: channel, Name: meta.Name, Err: err}
+	}
+	ch, err := c.channel(channel)
+	if err != nil {
+		return fail(err)
+	}
+	if err := wire.CheckChannel("batch", batch); err != nil {
+		return fail(fmt.Errorf("%w: %w", ErrUsage, err))
+	}
+	s, ok, err := ch.Sent(ctx, batch, meta.Name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if s.Size != size || !s.ModTime.Equal(meta.ModTime) || s.Mode != meta.Mode.Perm() {
+		c.log.Info("file changed since its batch sent it; sending it again", "name", meta.Name, "batch", batch)
+		return nil, nil
+	}
+	return &FileInfo{Channel: channel, ID: s.ID, Name: meta.Name, Size: s.Size, Mode: s.Mode, ModTime: s.ModTime,
+		Digest: s.Digest.String(), Skipped: true}, nil
 }
 
 // Send publishes the bytes of r to channel as one file. The file is
@@ -97,6 +130,13 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	if opt.FlushIdle == 0 {
 		opt.FlushIdle = 150 * time.Millisecond
 	}
+	var record *store.Record
+	if opt.Batch != "" {
+		if err := wire.CheckChannel("batch", opt.Batch); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		}
+		record = &store.Record{Batch: opt.Batch, TTL: BatchTTL}
+	}
 	if opt.MaxBytes > 0 {
 		if err := c.SetBudget(ctx, channel, opt.MaxBytes); err != nil {
 			return nil, err
@@ -113,7 +153,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 
 	u := &upload{c: c, ch: ch, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(), opt: opt}
 	for attempt := 0; ; attempt++ {
-		res, err := c.begin(ctx, ch, &rec)
+		res, err := c.begin(ctx, ch, &rec, "")
 		if err != nil {
 			return nil, err
 		}
@@ -143,18 +183,22 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		return nil, err
 	}
 	info.Size, info.Digest = u.size, u.hash.Sum().String()
-	if _, err := ch.Complete(ctx, u.id, u.size, u.hash.Sum()); err != nil {
+	if record != nil {
+		record.Sent = wire.Sent{Size: u.size, ModTime: meta.ModTime, Mode: meta.Mode.Perm(), Digest: u.hash.Sum(), ID: u.id}
+	}
+	if _, err := ch.Complete(ctx, u.id, u.size, u.hash.Sum(), record); err != nil {
 		return nil, err
 	}
 	return info, nil
 }
 
 // begin announces rec, taking over the upload of a dead sender on this host.
-func (c *Client) begin(ctx context.Context, ch store.Channel, rec *wire.File) (store.BeginResult, error) {
+// A mark may end a batch (EndBatch).
+func (c *Client) begin(ctx context.Context, ch store.Channel, rec *wire.File, batch string) (store.BeginResult, error) {
 	takeover := false
 	for {
 		res, err := ch.Begin(ctx, store.BeginArgs{ID: newID(), Name: rec.Name, Kind: rec.Kind, Sender: rec.Sender,
-			Stale: c.opt.Lease, Takeover: takeover, Fields: rec.Fields()})
+			Stale: c.opt.Lease, Takeover: takeover, Batch: batch, Fields: rec.Fields()})
 		if err != nil {
 			return res, err
 		}
@@ -506,11 +550,37 @@ func (c *Client) Unfinished(ctx context.Context, channel string) ([]string, erro
 // ReceiveOptions.UntilEOF returns once its group has handled every file
 // sent before the mark.
 func (c *Client) SendEOF(ctx context.Context, channel string) error {
+	return c.mark(ctx, channel, "")
+}
+
+// EndBatch forgets batch's record of the files it sent
+// (SendOptions.Batch): sending the batch again then sends every file. With
+// eof it also marks the end of the batch on channel (SendEOF) in the same
+// step, so an interruption cannot leave the mark placed and the batch
+// remembered, or the reverse.
+func (c *Client) EndBatch(ctx context.Context, channel, batch string, eof bool) error {
+	if err := wire.CheckChannel("batch", batch); err != nil {
+		return &Error{Op: "end batch", Channel: channel, Err: fmt.Errorf("%w: %w", ErrUsage, err)}
+	}
+	if eof {
+		return c.mark(ctx, channel, batch)
+	}
+	ch, err := c.channel(channel)
+	if err != nil {
+		return &Error{Op: "end batch", Channel: channel, Err: err}
+	}
+	if err := ch.ForgetBatch(ctx, batch); err != nil {
+		return &Error{Op: "end batch", Channel: channel, Err: err}
+	}
+	return nil
+}
+
+func (c *Client) mark(ctx context.Context, channel, batch string) error {
 	ch, err := c.channel(channel)
 	if err != nil {
 		return err
 	}
 	rec := wire.File{Kind: wire.KindMark, Sender: c.token()}
-	_, err = c.begin(ctx, ch, &rec)
+	_, err = c.begin(ctx, ch, &rec, batch)
 	return err
 }

@@ -216,24 +216,47 @@ func TestChaosSenderKilled(t *testing.T) {
 	})
 }
 
-// Run again after a kill, send DIR sends the files it had completed once
-// more.
+// send DIR SIGKILLed in the middle of a file, then run again with the same
+// arguments, until a run finishes: the receiver gets every file once. The
+// reruns skip the files earlier runs completed and resume the interrupted
+// one.
 func TestChaosSenderKilledDirectory(t *testing.T) {
-	knownBug(t, "rerunning `filecast send DIR` after a kill sends the files it had completed again: receivers get them twice")
 	t.Parallel()
-	rng := chaosRand(t)
-	c := newCLI(t, redistest.Config{})
-	src, files := chaosFiles(t, rng, 12)
-	joinGroups(t, c.url, "cd", "g")
-	out := filepath.Join(t.TempDir(), "out")
-	recv := c.start("recv", "cd", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
-	sendArgs := []string{"send", "cd", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
-	p := c.start(sendArgs...)
-	time.Sleep(30 * time.Millisecond)
-	p.signal(syscall.SIGKILL)
-	p.wait()
-	expectOK(t, c.run(sendArgs...))
-	receiverDelivered(t, c, "cd", out, files, recv, 1)
+	chaosRun(t, 3, func(t *testing.T, rng *rand.Rand) {
+		c := newCLI(t, redistest.Config{})
+		src, files := chaosFiles(t, rng, 12)
+		joinGroups(t, c.url, "cd", "g")
+		out := filepath.Join(t.TempDir(), "out")
+		recv := c.start("recv", "cd", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+		sendArgs := []string{"send", "cd", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
+		kills, finished := 0, false
+		for range 1 + rng.IntN(4) {
+			// Kill while one of the large files before the last is uploading
+			// (the one an earlier run was killed in, or a later one).
+			target := fmt.Sprintf("f%02d.bin", []int{3, 7}[rng.IntN(2)])
+			p := c.start(sendArgs...)
+			waitFor(t, 20*time.Second, target+" to be uploading", func() bool {
+				v, _ := c.srv.Do("HGET", "fc:{cd}:up", target)
+				return v != "" || p.exited()
+			})
+			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+			if finished = p.exited(); finished { // target was sent by an earlier run
+				expectOK(t, p.wait())
+				break
+			}
+			p.signal(syscall.SIGKILL)
+			p.wait()
+			kills++
+		}
+		if !finished {
+			expectOK(t, c.run(sendArgs...))
+		}
+		t.Logf("%d kills", kills)
+		receiverDelivered(t, c, "cd", out, files, recv, 0)
+		if left := c.srv.Keys("fc:{cd}:batch:*"); len(left) != 0 {
+			t.Errorf("the finished send left its batch record: %q", left)
+		}
+	})
 }
 
 // redis-server killed and restarted mid-transfer with AOF (appendfsync
@@ -482,9 +505,10 @@ func usedMemory(t *testing.T, srv *redistest.Server) int64 {
 }
 
 // send DIR killed in the middle of a file larger than the budget, after
-// files that each fill much of it, then run again: the rerun finishes the
-// interrupted file first, so it does not wait for budget behind the files
-// it sends again while the receiver waits for it.
+// files that each fill much of it, then run again after one of those was
+// touched: the rerun finishes the interrupted file first, so it does not
+// wait for budget behind the changed file it sends again while the receiver
+// waits for it, and it skips the unchanged one.
 func TestChaosSenderKilledDirectoryFinishes(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t, redistest.Config{})
@@ -510,17 +534,20 @@ func TestChaosSenderKilledDirectoryFinishes(t *testing.T) {
 	if r := p.wait(); r.code != -1 {
 		t.Fatalf("the sender was not killed mid-file:\n%s", r)
 	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(src, "a.bin"), later, later); err != nil {
+		t.Fatal(err)
+	}
 	r := c.run(sendArgs...)
 	expectOK(t, r)
 	if !strings.HasPrefix(r.stderr, "sent c.bin") || !strings.Contains(r.stderr, "(resumed)") {
 		t.Errorf("the rerun did not resume c.bin first:\n%s", r)
 	}
-	rr := recv.wait()
-	expectOK(t, rr)
-	done := map[string]int{}
-	completions(rr.stdout, done)
-	// a.bin and b.bin are sent again (the known bug above): 2 extra.
-	checkDelivered(t, c, "cr", out, files, done, 2)
+	if !strings.Contains(r.stderr, "sent a.bin") || !strings.Contains(r.stderr, "skipped 1 unchanged file ") {
+		t.Errorf("the rerun did not send the touched a.bin again and skip b.bin:\n%s", r)
+	}
+	// a.bin changed: its second version is a second delivery.
+	receiverDelivered(t, c, "cr", out, files, recv, 1)
 }
 
 // Real latency and packet loss: redis-server runs in a network namespace of

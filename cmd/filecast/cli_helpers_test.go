@@ -236,15 +236,6 @@ func (p *proc) waitUpTo(limit time.Duration) cliResult {
 	return cliResult{args: p.args, stdout: string(out), stderr: p.stderr(), code: p.cmd.ProcessState.ExitCode()}
 }
 
-// knownBug skips a test that exposes a known product bug, unless
-// FILECAST_CLI_BUGS=1 is set (to check a fix).
-func knownBug(t *testing.T, diagnosis string) {
-	t.Helper()
-	if os.Getenv("FILECAST_CLI_BUGS") != "1" {
-		t.Skip("BUG: " + diagnosis)
-	}
-}
-
 // errorLines returns the lines of stderr that report a command's error.
 func errorLines(stderr string) []string {
 	var out []string

@@ -11,10 +11,12 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -571,6 +573,89 @@ func TestCLISendKilledResume(t *testing.T) {
 		t.Errorf("target directory holds %q, want [big.bin]", got)
 	}
 	expectReleased(t, c.srv, "kill")
+}
+
+// send DIR killed mid-file and run again: the rerun skips the file the
+// killed run had sent (and says so in --json), a run after one that
+// finished sends everything again, and --resend sends again what an
+// interrupted run had sent.
+func TestCLISendRerunSkipsWhatWasSent(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, redistest.Config{})
+	src := t.TempDir()
+	small, big := randomBytes(41, 10<<10), randomBytes(42, 12<<20)
+	writeFile(t, filepath.Join(src, "a.small"), small, 0o644)
+	writeFile(t, filepath.Join(src, "b.big"), big, 0o644)
+	sendArgs := func(channel string) []string {
+		return []string{"send", channel, src, "--max-bytes", "4MiB", "--lease", "1m", "--json"}
+	}
+	// killed starts a send on channel, which has a group but no receiver,
+	// and kills it once b.big has filled the budget.
+	killed := func(channel string) {
+		t.Helper()
+		joinGroups(t, c.url, channel, "g")
+		p := c.start(sendArgs(channel)...)
+		waitFor(t, 20*time.Second, "the sender to fill the budget with b.big", func() bool {
+			if p.exited() {
+				t.Fatalf("sender exited early:\n%s", p.wait())
+			}
+			id, _ := c.srv.Do("HGET", "fc:{"+channel+"}:up", "b.big")
+			n, _ := strconv.Atoi(fileField(c.srv, channel, id, "n"))
+			return id != "" && n >= 3
+		})
+		p.signal(syscall.SIGKILL)
+		p.wait()
+	}
+	type report struct{ skipped, resumed bool }
+	reports := func(r cliResult) map[string]report {
+		t.Helper()
+		expectOK(t, r)
+		m := map[string]report{}
+		for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			var o struct {
+				Name             string
+				Skipped, Resumed bool
+			}
+			if err := json.Unmarshal([]byte(l), &o); err != nil {
+				t.Fatalf("send --json printed %q: %v", l, err)
+			}
+			m[o.Name] = report{o.Skipped, o.Resumed}
+		}
+		return m
+	}
+	delivered := func(recv *proc, want map[string]int) {
+		t.Helper()
+		waitFor(t, 20*time.Second, fmt.Sprintf("the receiver to complete %v", want), func() bool {
+			done := map[string]int{}
+			out, _ := os.ReadFile(recv.out)
+			completions(string(out), done)
+			return maps.Equal(done, want)
+		})
+	}
+
+	killed("rr")
+	out := filepath.Join(t.TempDir(), "rr")
+	recv := c.start("recv", "rr", "--group", "g", "--dir", out, "--json")
+	if got, want := reports(c.run(sendArgs("rr")...)), map[string]report{"a.small": {skipped: true}, "b.big": {resumed: true}}; !maps.Equal(got, want) {
+		t.Errorf("the rerun reported %v, want %v", got, want)
+	}
+	delivered(recv, map[string]int{"a.small": 1, "b.big": 1})
+	if got, want := reports(c.run(sendArgs("rr")...)), map[string]report{"a.small": {}, "b.big": {}}; !maps.Equal(got, want) {
+		t.Errorf("a run after a finished one reported %v, want %v", got, want)
+	}
+	delivered(recv, map[string]int{"a.small": 2, "b.big": 2})
+	sameFile(t, filepath.Join(out, "a.small"), small)
+	sameFile(t, filepath.Join(out, "b.big"), big)
+
+	killed("rs")
+	recv = c.start("recv", "rs", "--group", "g", "--dir", filepath.Join(t.TempDir(), "rs"), "--json")
+	if got, want := reports(c.run(append(sendArgs("rs"), "--resend")...)), map[string]report{"a.small": {}, "b.big": {resumed: true}}; !maps.Equal(got, want) {
+		t.Errorf("--resend reported %v, want %v", got, want)
+	}
+	delivered(recv, map[string]int{"a.small": 2, "b.big": 1})
+	if keys := c.srv.Keys("fc:*:batch:*"); len(keys) != 0 {
+		t.Errorf("finished sends left batch records %q", keys)
+	}
 }
 
 // 8b. A --dir receiver killed with SIGKILL mid-file and restarted with the

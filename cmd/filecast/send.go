@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/filecast/filecast"
+	"github.com/filecast/filecast/internal/chunk"
 	"github.com/filecast/filecast/internal/units"
 )
 
@@ -23,6 +25,7 @@ type sendOptions struct {
 	eof      bool
 	maxBytes string
 	json     bool
+	resend   bool
 }
 
 func newSend(g *globals) *cobra.Command {
@@ -41,9 +44,15 @@ are kept.
 
 The channel holds at most --max-bytes of file data in Redis; the sender
 waits while it is full, and a file larger than the budget streams through
-it. If a send is interrupted, running the same command again continues the
-unfinished upload (before any other file) instead of starting a second
-copy; files it had completed before the interruption are sent again.
+it.
+
+If a send is interrupted (killed, or failed), run it again with the same
+paths on the same machine: it continues the unfinished upload instead of
+starting a second copy, and skips the files the interrupted run had
+completed unless their size, mode or modification time changed since
+(stdin is always sent again; --resend sends everything again). The record
+of an interrupted run is kept in Redis for 7 days. Once a send has
+finished, running it again sends every file again.
 
 At least one receiver group must have joined the channel: groups get only
 files sent after they joined.`,
@@ -65,6 +74,7 @@ files sent after they joined.`,
 	f.BoolVar(&o.eof, "eof", false, "mark the end of a batch after these files (see recv --until-eof)")
 	f.StringVar(&o.maxBytes, "max-bytes", "", "budget: most file data the channel may hold in Redis (default: keep the channel's, else 1GiB)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file sent on stdout")
+	f.BoolVar(&o.resend, "resend", false, "send again the files an interrupted run of this command had sent")
 	return cmd
 }
 
@@ -136,7 +146,14 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	if items, err = unfinishedFirst(ctx, c, channel, items); err != nil {
 		return err
 	}
+	opt.Batch = batchOf(paths, o.name)
+	if o.resend {
+		if err := c.EndBatch(ctx, channel, opt.Batch, false); err != nil {
+			return err
+		}
+	}
 	enc := json.NewEncoder(stdout)
+	skipped := 0
 	for _, it := range items {
 		start := time.Now()
 		var info *filecast.FileInfo
@@ -150,10 +167,13 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 			return err
 		}
 		elapsed := time.Since(start)
-		if o.json {
+		switch {
+		case o.json:
 			enc.Encode(map[string]any{"channel": channel, "id": info.ID, "name": info.Name, "size": info.Size,
-				"digest": info.Digest, "resumed": info.Resumed, "seconds": elapsed.Seconds()})
-		} else {
+				"digest": info.Digest, "resumed": info.Resumed, "skipped": info.Skipped, "seconds": elapsed.Seconds()})
+		case info.Skipped:
+			skipped++
+		default:
 			resumed := ""
 			if info.Resumed {
 				resumed = " (resumed)"
@@ -162,15 +182,41 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 				human(int64(float64(info.Size)/max(elapsed.Seconds(), 1e-6))), resumed)
 		}
 	}
-	if o.eof {
-		if err := c.SendEOF(ctx, channel); err != nil {
-			return err
-		}
-		if !o.json {
-			fmt.Fprintf(stderr, "marked end of batch on %s\n", channel)
-		}
+	if skipped > 0 {
+		fmt.Fprintf(stderr, "skipped %d unchanged %s an interrupted run of this command had sent (--resend sends them again)\n",
+			skipped, plural(skipped, "file", "files"))
+	}
+	if err := c.EndBatch(ctx, channel, opt.Batch, o.eof); err != nil {
+		return err
+	}
+	if o.eof && !o.json {
+		fmt.Fprintf(stderr, "marked end of batch on %s\n", channel)
 	}
 	return nil
+}
+
+// batchOf names the batch of a send command: the same arguments on the
+// same host name the same batch, so a run interrupted and run again skips
+// what it had sent (filecast.SendOptions.Batch).
+func batchOf(paths []string, stdinName string) string {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	b.WriteString(host)
+	for _, p := range paths {
+		if abs, err := filepath.Abs(p); err == nil && p != "-" {
+			p = abs
+		}
+		b.WriteString("\x00" + p)
+	}
+	b.WriteString("\x00" + stdinName)
+	return "send-" + chunk.Sum([]byte(b.String())).String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // expand lists the regular files at path: the file itself, or every file

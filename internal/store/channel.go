@@ -87,6 +87,7 @@ type BeginArgs struct {
 	Sender   string
 	Stale    time.Duration
 	Takeover bool     // resume even if the other sender looks alive
+	Batch    string   // a mark: forget this batch in the same step
 	Fields   []string // record fields, from wire.File.Fields
 }
 
@@ -115,7 +116,7 @@ func (ch Channel) Begin(ctx context.Context, a BeginArgs) (BeginResult, error) {
 	if a.Takeover {
 		take = "1"
 	}
-	args := append([]string{a.ID, a.Name, now(), strconv.FormatInt(a.Stale.Milliseconds(), 10), a.Sender, string(a.Kind), take}, a.Fields...)
+	args := append([]string{a.ID, a.Name, now(), strconv.FormatInt(a.Stale.Milliseconds(), 10), a.Sender, string(a.Kind), take, a.Batch}, a.Fields...)
 	r, err := ch.luaSlice(ctx, "announce file", luaBegin, args...)
 	if err != nil {
 		return BeginResult{}, err
@@ -227,15 +228,27 @@ func (ch Channel) Commit(ctx context.Context, id string, chunks []ChunkRef) erro
 	return nil
 }
 
-// Complete ends an upload with its size and digest. released reports that
-// no group needed it any more and it was released at once.
-func (ch Channel) Complete(ctx context.Context, id string, size int64, d wire.Digest) (released bool, err error) {
+// Record asks Complete to record the file in a batch's hash of sent files
+// (Keys.Batch), which then expires TTL after its last record.
+type Record struct {
+	Batch string
+	Sent  wire.Sent
+	TTL   time.Duration
+}
+
+// Complete ends an upload with its size and digest, and records it in a
+// batch if rec is not nil. released reports that no group needed the file
+// any more and it was released at once.
+func (ch Channel) Complete(ctx context.Context, id string, size int64, d wire.Digest, rec *Record) (released bool, err error) {
 	var r string
 	attempts := 0
+	args := []string{ch.k.base, id, strconv.FormatInt(size, 10), d.String(), now(), "", "", ""}
+	if rec != nil {
+		args[5], args[6], args[7] = rec.Batch, rec.Sent.String(), strconv.FormatInt(rec.TTL.Milliseconds(), 10)
+	}
 	err = ch.c.retry(ctx, "complete upload", func(ctx context.Context) error {
 		attempts++
-		m, err := luaComplete.Exec(ctx, ch.c.rc, []string{ch.k.Files()},
-			[]string{ch.k.base, id, strconv.FormatInt(size, 10), d.String(), now()}).ToString()
+		m, err := luaComplete.Exec(ctx, ch.c.rc, []string{ch.k.Files()}, args).ToString()
 		r = m
 		return err
 	})
@@ -257,6 +270,32 @@ func (ch Channel) Complete(ctx context.Context, id string, size int64, d wire.Di
 func (ch Channel) Abort(ctx context.Context, id, reason string) error {
 	_, err := ch.luaString(ctx, "abort upload", luaAbort, id, reason)
 	return err
+}
+
+// Sent returns batch's record of the file name, and false if it has none
+// or the record is malformed (the file is then sent again: a duplicate is
+// better than a file lost to a damaged record).
+func (ch Channel) Sent(ctx context.Context, batch, name string) (wire.Sent, bool, error) {
+	var v string
+	err := ch.c.retry(ctx, "read batch record", func(ctx context.Context) (err error) {
+		v, err = ch.c.rc.Do(ctx, ch.b().Hget().Key(ch.k.Batch(batch)).Field(name).Build()).ToString()
+		if rueidis.IsRedisNil(err) {
+			v, err = "", nil
+		}
+		return err
+	})
+	if err != nil || v == "" {
+		return wire.Sent{}, false, err
+	}
+	s, err := wire.ParseSent(v)
+	return s, err == nil, nil
+}
+
+// ForgetBatch deletes batch's record of sent files.
+func (ch Channel) ForgetBatch(ctx context.Context, batch string) error {
+	return ch.c.retry(ctx, "forget batch", func(ctx context.Context) error {
+		return ch.c.rc.Do(ctx, ch.b().Del().Key(ch.k.Batch(batch)).Build()).Error()
+	})
 }
 
 // Unfinished returns the names of files whose upload began and has not

@@ -62,5 +62,8 @@ func (k Keys) Chunk(id string, seq int64) string {
 	return k.base + "f:" + id + ":c:" + strconv.FormatInt(seq, 10)
 }
 
+// Batch is a hash of the files a batch of sends completed: name -> wire.Sent.
+func (k Keys) Batch(batch string) string { return k.base + "batch:" + batch }
+
 // Channels is the global set of channel names, for status without a channel.
 func Channels(prefix string) string { return prefix + ":channels" }

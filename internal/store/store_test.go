@@ -43,7 +43,7 @@ func upload(t *testing.T, ch Channel, name string) (string, string) {
 	if err := ch.Commit(ctx, res.ID, []ChunkRef{ref}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ch.Complete(ctx, res.ID, int64(len(data)), chunk.Sum(data)); err != nil {
+	if _, err := ch.Complete(ctx, res.ID, int64(len(data)), chunk.Sum(data), nil); err != nil {
 		t.Fatal(err)
 	}
 	return res.ID, res.Entry

@@ -1,8 +1,11 @@
 -- begin announces a new upload, or finds an unfinished one to resume.
--- ARGV: base, id, name, now_ms, stale_ms, sender, kind, takeover, field, value, ...
+-- A mark may end a batch: its hash of sent files is deleted in the same
+-- step, so a sender killed at any point either placed the mark and forgot
+-- the batch, or did neither.
+-- ARGV: base, id, name, now_ms, stale_ms, sender, kind, takeover, batch, field, value, ...
 -- Returns {'new', id, entry} | {'resume', id} | {'busy', id, sender, age_ms} | {'nogroups'} | {'collision'}
-local id, name, now, stale, sender, kind, takeover =
-  ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local id, name, now, stale, sender, kind, takeover, batch =
+  ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 if redis.call('SCARD', base .. 'groups') == 0 then return {'nogroups'} end
 if kind == 'file' then
   local cur = redis.call('HGET', base .. 'up', name)
@@ -21,15 +24,16 @@ end
 local fk = fkey(id)
 if redis.call('EXISTS', fk) == 1 then return {'collision'} end
 local no = denied('announcing a file', {{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
-  {'HSET', base .. 'up', name, id}, {'ZADD', base .. 'live', '0', id}})
+  {'HSET', base .. 'up', name, id}, {'ZADD', base .. 'live', '0', id}, {'DEL', base .. 'batch:' .. batch}})
 if no then return no end
 local state = 'uploading'
 if kind == 'mark' then state = 'complete' end
 redis.call('HSET', fk, 'state', state, 'created', now, 'hb', now, 'n', 0, 'lo', 1, 'r', 0, 'held', 0,
-  unpack(ARGV, 9))
+  unpack(ARGV, 10))
 redis.call('SADD', fk .. ':need', unpack(redis.call('SMEMBERS', base .. 'groups')))
 local eid = redis.call('XADD', base .. 'files', '*', 'f', id)
 redis.call('HSET', fk, 'entry', eid)
 if kind == 'file' then redis.call('HSET', base .. 'up', name, id) end
+if kind == 'mark' and batch ~= '' then redis.call('DEL', base .. 'batch:' .. batch) end
 redis.call('ZADD', base .. 'live', now, id)
 return {'new', id, eid}
