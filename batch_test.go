@@ -142,3 +142,64 @@ func mustAtoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// Two sources sent under one name in a batch are two files: the second is
+// not mistaken for the first, even with the same size, time and mode.
+func TestBatchSameNameOtherSource(t *testing.T) {
+	c, _ := newClient(t, filecast.Options{ChunkSize: 4096})
+	ctx := context.Background()
+	c.Join(ctx, "b", "g")
+	mtime := time.Unix(1700000000, 0)
+	var paths []string
+	for _, content := range []string{"AAAA", "BBBB"} {
+		p := filepath.Join(t.TempDir(), "x")
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	opt := filecast.SendOptions{Batch: "twins"}
+	first, err := c.SendFile(ctx, "b", paths[0], "x", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.SendFile(ctx, "b", paths[1], "x", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Skipped || second.Digest == first.Digest {
+		t.Errorf("the second source was taken for the first: %+v", second)
+	}
+	// Run again: the record now holds the second source.
+	if again, err := c.SendFile(ctx, "b", paths[1], "x", opt); err != nil || !again.Skipped {
+		t.Errorf("unchanged second source: %+v, %v; want it skipped", again, err)
+	}
+}
+
+// A file without permission bits is recorded as sent with the default
+// mode, and compared the same way when sent again.
+func TestBatchModeZero(t *testing.T) {
+	c, _ := newClient(t, filecast.Options{})
+	ctx := context.Background()
+	c.Join(ctx, "b", "g")
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadFile(p); err != nil {
+		t.Skip("cannot read a file with mode 0 as this user (not root)")
+	}
+	opt := filecast.SendOptions{Batch: "m0"}
+	if _, err := c.SendFile(ctx, "b", p, "f", opt); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := c.SendFile(ctx, "b", p, "f", opt); err != nil || !again.Skipped {
+		t.Errorf("unchanged mode-0 file: %+v, %v; want it skipped", again, err)
+	}
+}

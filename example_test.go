@@ -27,8 +27,8 @@ func ExampleClient_SendFile() {
 
 // Send a set of files as one resumable batch: if the program is killed and
 // run again, files the first run completed are skipped (unless they
-// changed), the file it was killed in is resumed, and the end-of-batch
-// mark is placed once.
+// changed) and the file it was killed in is resumed. Ending the batch
+// places the end-of-batch mark and forgets the batch in one step.
 func ExampleClient_EndBatch() {
 	ctx := context.Background()
 	c, err := filecast.New(ctx, filecast.Options{URL: os.Getenv("FILECAST_REDIS")})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -56,9 +57,9 @@ func (c *Client) SendFile(ctx context.Context, channel, path, name string, opt S
 	if name == "" {
 		name = st.Name()
 	}
-	meta := Meta{Name: name, Mode: st.Mode().Perm(), ModTime: st.ModTime()}
+	meta := Meta{Name: name, Mode: st.Mode().Perm(), ModTime: st.ModTime()}.normalized()
 	if opt.Batch != "" {
-		info, err := c.sentBefore(ctx, channel, meta, st.Size(), opt.Batch)
+		info, err := c.sentBefore(ctx, channel, f, meta, st.Size(), opt.Batch)
 		if info != nil || err != nil {
 			return info, err
 		}
@@ -66,9 +67,37 @@ func (c *Client) SendFile(ctx context.Context, channel, path, name string, opt S
 	return c.Send(ctx, channel, f, meta, opt)
 }
 
-// sentBefore returns the FileInfo of the earlier send of meta by batch, or
-// nil if the batch has not sent this file as it is now.
-func (c *Client) sentBefore(ctx context.Context, channel string, meta Meta, size int64, batch string) (*FileInfo, error) {
+// normalized fills in the defaults of Meta.
+func (m Meta) normalized() Meta {
+	if m.Mode == 0 {
+		m.Mode = 0o644
+	}
+	if m.ModTime.IsZero() {
+		m.ModTime = time.Now()
+	}
+	return m
+}
+
+// sourceOf names where r is read from, for a batch record: the absolute
+// path of a regular file, else "".
+func sourceOf(r io.Reader) string {
+	f, ok := r.(*os.File)
+	if !ok {
+		return ""
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	abs, err := filepath.Abs(f.Name())
+	if err != nil {
+		return ""
+	}
+	return abs
+}
+
+// sentBefore returns the FileInfo of the earlier send of f by batch, or nil
+// if the batch has not sent this file, from this source, as it is now.
+func (c *Client) sentBefore(ctx context.Context, channel string, f *os.File, meta Meta, size int64, batch string) (*FileInfo, error) {
 	fail := func(err error) (*FileInfo, error) {
 		return nil, &Error{Op: "send", Channel: channel, Name: meta.Name, Err: err}
 	}
@@ -80,11 +109,15 @@ func (c *Client) sentBefore(ctx context.Context, channel string, meta Meta, size
 		return fail(fmt.Errorf("%w: %w", ErrUsage, err))
 	}
 	s, ok, err := ch.Sent(ctx, batch, meta.Name)
-	if err != nil || !ok {
-		return nil, err
+	if err != nil {
+		return fail(err)
 	}
-	if s.Size != size || !s.ModTime.Equal(meta.ModTime) || s.Mode != meta.Mode.Perm() {
-		c.log.Info("file changed since its batch sent it; sending it again", "name", meta.Name, "batch", batch)
+	if !ok {
+		return nil, nil
+	}
+	if s.Source != sourceOf(f) || s.Size != size || !s.ModTime.Equal(meta.ModTime) || s.Mode != meta.Mode.Perm() {
+		c.log.Info("the batch sent another file, or this one before it changed, under this name; sending it",
+			"name", meta.Name, "batch", batch, "source", s.Source)
 		return nil, nil
 	}
 	return &FileInfo{Channel: channel, ID: s.ID, Name: meta.Name, Size: s.Size, Mode: s.Mode, ModTime: s.ModTime,
@@ -121,12 +154,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	if err := wire.CheckName(meta.Name); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	if meta.Mode == 0 {
-		meta.Mode = 0o644
-	}
-	if meta.ModTime.IsZero() {
-		meta.ModTime = time.Now()
-	}
+	meta = meta.normalized()
 	if opt.FlushIdle == 0 {
 		opt.FlushIdle = 150 * time.Millisecond
 	}
@@ -135,7 +163,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		if err := wire.CheckChannel("batch", opt.Batch); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 		}
-		record = &store.Record{Batch: opt.Batch, TTL: BatchTTL}
+		record = &store.Record{Batch: opt.Batch, TTL: BatchTTL, Sent: wire.Sent{Source: sourceOf(r)}}
 	}
 	if opt.MaxBytes > 0 {
 		if err := c.SetBudget(ctx, channel, opt.MaxBytes); err != nil {
@@ -153,7 +181,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 
 	u := &upload{c: c, ch: ch, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(), opt: opt}
 	for attempt := 0; ; attempt++ {
-		res, err := c.begin(ctx, ch, &rec, "")
+		res, err := c.begin(ctx, ch, &rec, opt.Batch)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +212,8 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	}
 	info.Size, info.Digest = u.size, u.hash.Sum().String()
 	if record != nil {
-		record.Sent = wire.Sent{Size: u.size, ModTime: meta.ModTime, Mode: meta.Mode.Perm(), Digest: u.hash.Sum(), ID: u.id}
+		record.Sent = wire.Sent{Size: u.size, ModTime: meta.ModTime, Mode: meta.Mode.Perm(), Digest: u.hash.Sum(), ID: u.id,
+			Source: record.Sent.Source}
 	}
 	if _, err := ch.Complete(ctx, u.id, u.size, u.hash.Sum(), record); err != nil {
 		return nil, err
@@ -193,7 +222,8 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 }
 
 // begin announces rec, taking over the upload of a dead sender on this host.
-// A mark may end a batch (EndBatch).
+// A mark ends batch, if given (EndBatch); a file checks that it may be
+// recorded in it.
 func (c *Client) begin(ctx context.Context, ch store.Channel, rec *wire.File, batch string) (store.BeginResult, error) {
 	takeover := false
 	for {

@@ -216,10 +216,10 @@ func TestChaosSenderKilled(t *testing.T) {
 	})
 }
 
-// send DIR SIGKILLed in the middle of a file, then run again with the same
-// arguments, until a run finishes: the receiver gets every file once. The
-// reruns skip the files earlier runs completed and resume the interrupted
-// one.
+// send DIR SIGKILLed in the middle of a file or at a random moment, then
+// run again with the same arguments, until a run finishes: the receiver
+// gets every file once. The reruns skip the files earlier runs completed
+// and resume the interrupted one.
 func TestChaosSenderKilledDirectory(t *testing.T) {
 	t.Parallel()
 	chaosRun(t, 3, func(t *testing.T, rng *rand.Rand) {
@@ -231,22 +231,35 @@ func TestChaosSenderKilledDirectory(t *testing.T) {
 		sendArgs := []string{"send", "cd", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
 		kills, finished := 0, false
 		for range 1 + rng.IntN(4) {
-			// Kill while one of the large files before the last is uploading
-			// (the one an earlier run was killed in, or a later one).
-			target := fmt.Sprintf("f%02d.bin", []int{3, 7}[rng.IntN(2)])
 			p := c.start(sendArgs...)
-			waitFor(t, 20*time.Second, target+" to be uploading", func() bool {
-				v, _ := c.srv.Do("HGET", "fc:{cd}:up", target)
-				return v != "" || p.exited()
-			})
-			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
-			if finished = p.exited(); finished { // target was sent by an earlier run
-				expectOK(t, p.wait())
-				break
+			if rng.IntN(2) == 0 {
+				// While one of the large files before the last is uploading.
+				target := fmt.Sprintf("f%02d.bin", []int{3, 7}[rng.IntN(2)])
+				waitFor(t, 20*time.Second, target+" to be uploading", func() bool {
+					v, _ := c.srv.Do("HGET", "fc:{cd}:up", target)
+					return v != "" || p.exited()
+				})
+				time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+			} else {
+				time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 			}
 			p.signal(syscall.SIGKILL)
-			p.wait()
+			if r := p.wait(); r.code != -1 { // it finished before the signal
+				expectOK(t, r)
+				finished = true
+				break
+			}
 			kills++
+			// Killed after its last step, which forgets the batch: the run
+			// had finished (a rerun would send everything again, as after
+			// any finished run). Only that step deletes a batch record
+			// that a file completed (and printed) created.
+			stderr := p.stderr()
+			if len(c.srv.Keys("fc:{cd}:batch:*")) == 0 && (strings.Contains(stderr, "sent ") || strings.Contains(stderr, "skipped ")) {
+				t.Logf("killed after it finished:\n%s", stderr)
+				finished = true
+				break
+			}
 		}
 		if !finished {
 			expectOK(t, c.run(sendArgs...))
@@ -270,7 +283,13 @@ func TestChaosRedisRestartWithAOF(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "out")
 		recv := c.start("recv", "ca", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
 		send := c.start("send", "ca", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s")
-		time.Sleep(time.Duration(20+rng.IntN(150)) * time.Millisecond)
+		// Mid-transfer: once the first file is announced (a sender that
+		// finds no server at all fails at once, by design).
+		waitFor(t, 20*time.Second, "the first file to be announced", func() bool {
+			n, _ := c.srv.Do("XLEN", "fc:{ca}:files")
+			return n != "" && n != "0"
+		})
+		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
 		c.srv.Kill()
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		c.srv.Restart()
@@ -298,7 +317,11 @@ func TestChaosRedisRestartWithoutPersistence(t *testing.T) {
 		if _, err := send.stdin.Write(live[:1<<20]); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(20+rng.IntN(100)) * time.Millisecond)
+		waitFor(t, 20*time.Second, "live.bin to be uploading", func() bool {
+			id, _ := c.srv.Do("HGET", "fc:{cn}:up", "live.bin")
+			return id != ""
+		})
+		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
 		c.srv.Kill()
 		c.srv.Restart()
 		send.stdin.Write(live[1<<20:])

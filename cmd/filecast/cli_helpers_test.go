@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -209,9 +210,11 @@ func (p *proc) stderr() string {
 	return string(b)
 }
 
+// signal sends sig to the process. A process that has just exited is not
+// an error: what wait returns tells whether the signal arrived.
 func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		p.t.Fatalf("signal %v to filecast %s: %v", sig, quoteArgs(p.args), err)
 	}
 }

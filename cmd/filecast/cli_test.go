@@ -591,10 +591,10 @@ func TestCLISendRerunSkipsWhatWasSent(t *testing.T) {
 	}
 	// killed starts a send on channel, which has a group but no receiver,
 	// and kills it once b.big has filled the budget.
-	killed := func(channel string) {
+	killed := func(channel string, extra ...string) {
 		t.Helper()
 		joinGroups(t, c.url, channel, "g")
-		p := c.start(sendArgs(channel)...)
+		p := c.start(append(sendArgs(channel), extra...)...)
 		waitFor(t, 20*time.Second, "the sender to fill the budget with b.big", func() bool {
 			if p.exited() {
 				t.Fatalf("sender exited early:\n%s", p.wait())
@@ -653,8 +653,43 @@ func TestCLISendRerunSkipsWhatWasSent(t *testing.T) {
 		t.Errorf("--resend reported %v, want %v", got, want)
 	}
 	delivered(recv, map[string]int{"a.small": 2, "b.big": 1})
+
+	// --batch names the run: a rerun naming the files one by one (another
+	// derived name) still skips what the killed run sent.
+	killed("rb", "--batch", "nightly")
+	recv = c.start("recv", "rb", "--group", "g", "--dir", filepath.Join(t.TempDir(), "rb"), "--json")
+	byFile := []string{"send", "rb", filepath.Join(src, "a.small"), filepath.Join(src, "b.big"), "--lease", "1m", "--json", "--batch", "nightly"}
+	if got, want := reports(c.run(byFile...)), map[string]report{"a.small": {skipped: true}, "b.big": {resumed: true}}; !maps.Equal(got, want) {
+		t.Errorf("the rerun with --batch reported %v, want %v", got, want)
+	}
+	delivered(recv, map[string]int{"a.small": 1, "b.big": 1})
 	if keys := c.srv.Keys("fc:*:batch:*"); len(keys) != 0 {
 		t.Errorf("finished sends left batch records %q", keys)
+	}
+}
+
+// Two files sent under one name in one run: a warning, and both are sent
+// (the batch record does not mistake the second for the first).
+func TestCLISendSameNameTwice(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, redistest.Config{})
+	d1, d2 := t.TempDir(), t.TempDir()
+	when := time.Unix(1700000000, 0)
+	for _, d := range []struct{ dir, data string }{{d1, "AAAA"}, {d2, "BBBB"}} {
+		p := filepath.Join(d.dir, "x")
+		writeFile(t, p, []byte(d.data), 0o644)
+		if err := os.Chtimes(p, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	joinGroups(t, c.url, "twin", "g")
+	r := c.run("send", "twin", d1, d2, "--json")
+	expectOK(t, r)
+	if !strings.Contains(r.stderr, "warning: "+filepath.Join(d1, "x")+" and "+filepath.Join(d2, "x")+" are both sent as x") {
+		t.Errorf("no warning about the shared name:\n%s", r)
+	}
+	if n := strings.Count(r.stdout, `"skipped":false`); n != 2 {
+		t.Errorf("%d files sent, want 2:\n%s", n, r)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/filecast/filecast"
 	"github.com/filecast/filecast/internal/chunk"
 	"github.com/filecast/filecast/internal/units"
+	"github.com/filecast/filecast/internal/wire"
 )
 
 type sendOptions struct {
@@ -26,6 +27,7 @@ type sendOptions struct {
 	maxBytes string
 	json     bool
 	resend   bool
+	batch    string
 }
 
 func newSend(g *globals) *cobra.Command {
@@ -52,7 +54,9 @@ starting a second copy, and skips the files the interrupted run had
 completed unless their size, mode or modification time changed since
 (stdin is always sent again; --resend sends everything again). The record
 of an interrupted run is kept in Redis for 7 days. Once a send has
-finished, running it again sends every file again.
+finished, running it again sends every file again. A run is known by the
+host name and the paths; where the host name changes on restart (a
+container), give the run a stable name with --batch.
 
 At least one receiver group must have joined the channel: groups get only
 files sent after they joined.`,
@@ -73,8 +77,9 @@ files sent after they joined.`,
 	f.StringVar(&o.name, "name", "", "name of the file read from stdin (\"-\")")
 	f.BoolVar(&o.eof, "eof", false, "mark the end of a batch after these files (see recv --until-eof)")
 	f.StringVar(&o.maxBytes, "max-bytes", "", "budget: most file data the channel may hold in Redis (default: keep the channel's, else 1GiB)")
-	f.BoolVar(&o.json, "json", false, "print one JSON object per file sent on stdout")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per file on stdout (skipped ones too)")
 	f.BoolVar(&o.resend, "resend", false, "send again the files an interrupted run of this command had sent")
+	f.StringVar(&o.batch, "batch", "", "name this run, so a rerun with the same name skips what it sent (default: from the host name and the paths)")
 	return cmd
 }
 
@@ -119,6 +124,11 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		}
 		opt.MaxBytes = n
 	}
+	if o.batch != "" {
+		if err := wire.CheckChannel("--batch", o.batch); err != nil {
+			return usagef("%v", err)
+		}
+	}
 	// Check every path before sending anything.
 	var items []sendItem
 	for _, p := range paths {
@@ -146,7 +156,11 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	if items, err = unfinishedFirst(ctx, c, channel, items); err != nil {
 		return err
 	}
-	opt.Batch = batchOf(paths, o.name)
+	warnSameName(items, stderr)
+	opt.Batch = o.batch
+	if opt.Batch == "" {
+		opt.Batch = batchOf(paths, o.name)
+	}
 	if o.resend {
 		if err := c.EndBatch(ctx, channel, opt.Batch, false); err != nil {
 			return err
@@ -195,9 +209,9 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	return nil
 }
 
-// batchOf names the batch of a send command: the same arguments on the
-// same host name the same batch, so a run interrupted and run again skips
-// what it had sent (filecast.SendOptions.Batch).
+// batchOf names the batch of a send command: the same paths (and stdin
+// name) on the same host name the same batch, so a run interrupted and run
+// again skips what it had sent (filecast.SendOptions.Batch).
 func batchOf(paths []string, stdinName string) string {
 	host, _ := os.Hostname()
 	var b strings.Builder
@@ -210,6 +224,20 @@ func batchOf(paths []string, stdinName string) string {
 	}
 	b.WriteString("\x00" + stdinName)
 	return "send-" + chunk.Sum([]byte(b.String())).String()
+}
+
+// warnSameName warns about files sent under a name another file of the
+// same run has: a --dir receiver keeps only the last of them.
+func warnSameName(items []sendItem, stderr io.Writer) {
+	seen := make(map[string]string, len(items))
+	for _, it := range items {
+		if first, dup := seen[it.name]; dup {
+			fmt.Fprintf(stderr, "warning: %s and %s are both sent as %s; a --dir receiver keeps only the last\n",
+				first, it.path, it.name)
+			continue
+		}
+		seen[it.name] = it.path
+	}
 }
 
 func plural(n int, one, many string) string {

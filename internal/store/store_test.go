@@ -304,3 +304,66 @@ func TestReserveAbortsAnUploadEveryGroupGaveUpOn(t *testing.T) {
 		t.Errorf("bytes = %s, want 0", got)
 	}
 }
+
+// A mark begun twice with the same id and sender (a retry after a lost
+// reply) is placed once, and forgets its batch.
+func TestMarkRetryPlacedOnce(t *testing.T) {
+	ch, srv := setup(t)
+	ctx := context.Background()
+	if err := ch.Join(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	srv.MustDo(t, "HSET", "fc:{t}:batch:b", "f", "x")
+	rec := wire.File{Kind: wire.KindMark, Sender: "h/1/m"}
+	args := BeginArgs{ID: "00000000000000mk", Kind: rec.Kind, Sender: rec.Sender, Stale: time.Minute, Batch: "b", Fields: rec.Fields()}
+	first, err := ch.Begin(ctx, args)
+	if err != nil || first.Status != BeginNew {
+		t.Fatalf("Begin = %+v, %v", first, err)
+	}
+	again, err := ch.Begin(ctx, args)
+	if err != nil || again != first {
+		t.Errorf("retried Begin = %+v, %v; want %+v", again, err, first)
+	}
+	if n := srv.MustDo(t, "XLEN", "fc:{t}:files"); n != "1" {
+		t.Errorf("files stream holds %s entries, want the one mark", n)
+	}
+	if srv.MustDo(t, "EXISTS", "fc:{t}:batch:b") != "0" {
+		t.Error("the mark did not forget its batch")
+	}
+	args.Sender = "h/2/other"
+	if other, _ := ch.Begin(ctx, args); other.Status != BeginCollision {
+		t.Errorf("another sender's Begin with a taken id = %+v, want a collision", other)
+	}
+}
+
+// complete.lua records a file in its batch only once the file is
+// complete, and refuses a bad TTL before writing anything.
+func TestCompleteRecordsInBatch(t *testing.T) {
+	ch, srv := setup(t)
+	ctx := context.Background()
+	if err := ch.Join(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	rec := wire.File{Kind: wire.KindFile, Name: "f", ChunkSize: 1024, Sender: "h/1/x"}
+	res, err := ch.Begin(ctx, BeginArgs{ID: "00000000000000ff", Name: "f", Kind: rec.Kind, Sender: rec.Sender, Stale: time.Minute, Batch: "b", Fields: rec.Fields()})
+	if err != nil || res.Status != BeginNew {
+		t.Fatalf("Begin = %+v, %v", res, err)
+	}
+	sent := wire.Sent{Size: 0, ModTime: time.Unix(0, 5), Mode: 0o644, ID: res.ID, Source: "/src/f"}
+	if _, err := ch.Complete(ctx, res.ID, 0, chunk.Sum(nil), &Record{Batch: "b", Sent: sent, TTL: 0}); err == nil {
+		t.Error("Complete with a TTL of 0 succeeded")
+	}
+	if st := srv.MustDo(t, "HGET", "fc:{t}:f:"+res.ID, "state"); st != "uploading" || srv.MustDo(t, "EXISTS", "fc:{t}:batch:b") != "0" {
+		t.Fatalf("a refused Complete changed state to %q or recorded the file", st)
+	}
+	if _, err := ch.Complete(ctx, res.ID, 0, chunk.Sum(nil), &Record{Batch: "b", Sent: sent, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := ch.Sent(ctx, "b", "f")
+	if err != nil || !ok || got.Source != "/src/f" || got.ID != res.ID {
+		t.Errorf("Sent = %+v, %v, %v", got, ok, err)
+	}
+	if ttl := srv.MustDo(t, "PTTL", "fc:{t}:batch:b"); ttl == "-1" || strings.HasPrefix(ttl, "-") {
+		t.Errorf("batch record PTTL = %s, want an expiry", ttl)
+	}
+}

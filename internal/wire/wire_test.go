@@ -156,16 +156,19 @@ func FuzzParseFile(f *testing.F) {
 }
 
 func TestSentRoundTrip(t *testing.T) {
-	in := Sent{Size: 12345, ModTime: time.Unix(0, 1700000000123456789), Mode: 0o640, Digest: Digest{1, 2, 3}, ID: "abc123"}
-	out, err := ParseSent(in.String())
-	if err != nil {
-		t.Fatal(err)
+	for _, src := range []string{"/data/a file", ""} {
+		in := Sent{Size: 12345, ModTime: time.Unix(0, 1700000000123456789), Mode: 0o640, Digest: Digest{1, 2, 3}, ID: "abc123", Source: src}
+		out, err := ParseSent(in.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != (Sent{Size: in.Size, ModTime: out.ModTime, Mode: in.Mode, Digest: in.Digest, ID: in.ID, Source: in.Source}) || !out.ModTime.Equal(in.ModTime) {
+			t.Errorf("round trip: got %+v, want %+v", out, in)
+		}
 	}
-	if out.Size != in.Size || !out.ModTime.Equal(in.ModTime) || out.Mode != in.Mode || out.Digest != in.Digest || out.ID != in.ID {
-		t.Errorf("round trip: got %+v, want %+v", out, in)
-	}
-	for _, bad := range []string{"", "1 2 644 " + in.Digest.String(), "-1 2 644 " + in.Digest.String() + " x",
-		"1 2 9 " + in.Digest.String() + " x", "1 2 644 zz x", "1 x 644 " + in.Digest.String() + " x"} {
+	d := Digest{}.String()
+	for _, bad := range []string{"", "1 2 644 " + d + " x", "1 2 644 " + d + "  /p", "-1 2 644 " + d + " x /p",
+		"1 2 9 " + d + " x /p", "1 2 644 zz x /p", "1 x 644 " + d + " x /p"} {
 		if _, err := ParseSent(bad); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ParseSent(%q) = %v, want ErrMalformed", bad, err)
 		}
@@ -173,12 +176,18 @@ func TestSentRoundTrip(t *testing.T) {
 }
 
 func FuzzParseSent(f *testing.F) {
-	f.Add("12 1700000000123456789 644 " + strings.Repeat("a", 32) + " id")
-	f.Add("0 0 0 x y")
+	f.Add("12 1700000000123456789 644 " + strings.Repeat("a", 32) + " id /a b")
+	f.Add("0 0 0 x y ")
 	f.Fuzz(func(t *testing.T, v string) {
 		s, err := ParseSent(v)
-		if err == nil && (s.Size < 0 || s.Mode&^0o777 != 0) {
+		if err != nil {
+			return
+		}
+		if s.Size < 0 || s.Mode&^0o777 != 0 || s.ID == "" {
 			t.Fatalf("accepted bad record %+v", s)
+		}
+		if again, err := ParseSent(s.String()); err != nil || again.Source != s.Source || again.ID != s.ID {
+			t.Fatalf("record %q does not survive a round trip: %+v, %v", v, again, err)
 		}
 	})
 }

@@ -1,7 +1,8 @@
 -- begin announces a new upload, or finds an unfinished one to resume.
 -- A mark may end a batch: its hash of sent files is deleted in the same
 -- step, so a sender killed at any point either placed the mark and forgot
--- the batch, or did neither.
+-- the batch, or did neither. A file of a batch only has the permissions
+-- complete.lua will need to record it checked.
 -- ARGV: base, id, name, now_ms, stale_ms, sender, kind, takeover, batch, field, value, ...
 -- Returns {'new', id, entry} | {'resume', id} | {'busy', id, sender, age_ms} | {'nogroups'} | {'collision'}
 local id, name, now, stale, sender, kind, takeover, batch =
@@ -22,9 +23,24 @@ if kind == 'file' then
   end
 end
 local fk = fkey(id)
-if redis.call('EXISTS', fk) == 1 then return {'collision'} end
+if redis.call('EXISTS', fk) == 1 then
+  -- A retried mark whose first call succeeded (only its reply was lost)
+  -- finds itself: placing a second mark would end the batch twice.
+  local m = redis.call('HMGET', fk, 'kind', 'sender', 'entry')
+  if kind == 'mark' and m[1] == 'mark' and m[2] == sender then return {'new', id, m[3]} end
+  return {'collision'}
+end
+local bk = base .. 'batch:' .. batch
 local no = denied('announcing a file', {{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
-  {'HSET', base .. 'up', name, id}, {'ZADD', base .. 'live', '0', id}, {'DEL', base .. 'batch:' .. batch}})
+  {'HSET', base .. 'up', name, id}, {'ZADD', base .. 'live', '0', id}})
+if not no and batch ~= '' then
+  if kind == 'mark' then
+    no = denied('ending a batch', {{'DEL', bk}})
+  else
+    -- complete.lua will record the file: refuse now, not after the upload.
+    no = denied('recording a file of a batch', {{'HSET', bk, 'x', 'x'}, {'PEXPIRE', bk, '1'}})
+  end
+end
 if no then return no end
 local state = 'uploading'
 if kind == 'mark' then state = 'complete' end
@@ -34,6 +50,6 @@ redis.call('SADD', fk .. ':need', unpack(redis.call('SMEMBERS', base .. 'groups'
 local eid = redis.call('XADD', base .. 'files', '*', 'f', id)
 redis.call('HSET', fk, 'entry', eid)
 if kind == 'file' then redis.call('HSET', base .. 'up', name, id) end
-if kind == 'mark' and batch ~= '' then redis.call('DEL', base .. 'batch:' .. batch) end
+if kind == 'mark' and batch ~= '' then redis.call('DEL', bk) end
 redis.call('ZADD', base .. 'live', now, id)
 return {'new', id, eid}

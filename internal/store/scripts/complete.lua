@@ -1,23 +1,31 @@
 -- complete ends an upload: the EOF entry follows the last chunk. With a
--- batch, the file is recorded in the batch's hash in the same step, so a
--- sender killed at any point either completed it and recorded it, or did
--- neither.
+-- batch, the file is then recorded in the batch's hash in the same step.
+-- The record is written last: Redis does not undo a script's writes when a
+-- later command fails, and a file recorded but not completed would be
+-- skipped by a rerun and never delivered, while one completed but not
+-- recorded is merely sent again.
 -- ARGV: base, id, size, digest, now_ms, batch, sent, ttl_ms
 -- Returns 'ok' | 'released' | 'gone'
-local id, batch = ARGV[2], ARGV[6]
+local id, batch, ttl = ARGV[2], ARGV[6], tonumber(ARGV[8])
 local fk = fkey(id)
 local h = redis.call('HMGET', fk, 'state', 'n', 'name')
 if h[1] == 'complete' then return 'ok' end
 if h[1] ~= 'uploading' then return 'gone' end
+local n = tonumber(h[2])
+if not n then return redis.error_reply('ERR file record ' .. id .. ' has no chunk count') end
+local bk = base .. 'batch:' .. batch
 if batch ~= '' then
-  local bk = base .. 'batch:' .. batch
+  if not ttl or ttl < 1 then return redis.error_reply('ERR bad batch ttl ' .. ARGV[8]) end
   local no = denied('recording a file of a batch', {{'HSET', bk, 'x', 'x'}, {'PEXPIRE', bk, '1'}})
   if no then return no end
-  redis.call('HSET', bk, h[3], ARGV[7])
-  redis.call('PEXPIRE', bk, ARGV[8])
 end
-redis.call('XADD', fk .. ':idx', '0-' .. (tonumber(h[2]) + 1), 'eof', '1', 'size', ARGV[3], 'h', ARGV[4])
+redis.call('XADD', fk .. ':idx', '0-' .. (n + 1), 'eof', '1', 'size', ARGV[3], 'h', ARGV[4])
 redis.call('HSET', fk, 'state', 'complete', 'size', ARGV[3], 'digest', ARGV[4], 'hb', ARGV[5])
 if redis.call('HGET', base .. 'up', h[3]) == id then redis.call('HDEL', base .. 'up', h[3]) end
-if release_if_done(id) then return 'released' end
+local released = release_if_done(id)
+if batch ~= '' then
+  redis.call('HSET', bk, h[3], ARGV[7])
+  redis.call('PEXPIRE', bk, ttl)
+end
+if released then return 'released' end
 return 'ok'
