@@ -130,9 +130,8 @@ func (c *cli) runWith(stdin io.Reader, env []string, args ...string) cliResult {
 	select {
 	case <-done:
 	case <-time.After(cliTimeout):
-		cmd.Process.Kill()
-		<-done
-		c.t.Fatalf("filecast %s did not exit within %v; stderr:\n%s", quoteArgs(args), cliTimeout, errb.String())
+		dumpAndKill(cmd.Process, done)
+		c.t.Fatalf("filecast %s did not exit within %v; stderr (with its goroutines):\n%s", quoteArgs(args), cliTimeout, errb.String())
 	}
 	return cliResult{args: args, stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
 }
@@ -188,8 +187,20 @@ func (c *cli) startWith(env []string, piped bool, args ...string) *proc {
 	go func() { p.cmd.Wait(); close(p.done) }()
 	c.t.Cleanup(func() {
 		if !p.exited() {
-			p.cmd.Process.Kill() // only the process this test started
-			<-p.done
+			if c.t.Failed() {
+				dumpAndKill(p.cmd.Process, p.done) // its goroutines, for the report below
+			} else {
+				p.cmd.Process.Kill() // only the process this test started
+				<-p.done
+			}
+		}
+		if c.t.Failed() {
+			// What every process of a failed test said, for the diagnosis.
+			out := p.stderr()
+			if len(out) > 64<<10 {
+				out = out[:64<<10] + "…"
+			}
+			c.t.Logf("stderr of filecast %s:\n%s", quoteArgs(args), out)
 		}
 	})
 	return p
@@ -231,12 +242,24 @@ func (p *proc) waitUpTo(limit time.Duration) cliResult {
 	select {
 	case <-p.done:
 	case <-time.After(limit):
-		p.cmd.Process.Kill()
-		<-p.done
-		p.t.Fatalf("filecast %s did not exit within %v; stderr:\n%s", quoteArgs(p.args), limit, p.stderr())
+		dumpAndKill(p.cmd.Process, p.done)
+		p.t.Fatalf("filecast %s did not exit within %v; stderr (with its goroutines):\n%s", quoteArgs(p.args), limit, p.stderr())
 	}
 	out, _ := os.ReadFile(p.out)
 	return cliResult{args: p.args, stdout: string(out), stderr: p.stderr(), code: p.cmd.ProcessState.ExitCode()}
+}
+
+// dumpAndKill ends a process that hangs: SIGQUIT first, so the Go runtime
+// writes every goroutine's stack to its stderr for the failure report.
+func dumpAndKill(p *os.Process, done <-chan struct{}) {
+	p.Signal(syscall.SIGQUIT)
+	select {
+	case <-done:
+		return
+	case <-time.After(3 * time.Second):
+	}
+	p.Kill()
+	<-done
 }
 
 // errorLines returns the lines of stderr that report a command's error.
