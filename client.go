@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/filecast/filecast/internal/store"
 	"github.com/filecast/filecast/internal/wire"
@@ -27,7 +28,44 @@ type Client struct {
 	pid  string
 
 	mu        sync.Mutex
-	abandoned map[string]bool // tokens of this process's calls that returned
+	abandoned map[string]bool        // tokens of this process's calls that returned
+	budgets   map[string]budgetCache // channel key base -> its budget, as last read
+}
+
+// budgetCache is a channel's budget as read at a time. Readers size their
+// progress reports from it; it changes rarely, and reading it for every
+// file is a round trip that small files notice.
+type budgetCache struct {
+	max int64
+	at  time.Time
+}
+
+// budgetFresh is how long a budget read is used.
+const budgetFresh = 5 * time.Second
+
+// budget returns the channel's budget (DefaultMaxBytes if never set).
+func (c *Client) budget(ctx context.Context, ch store.Channel) (int64, error) {
+	key := ch.Keys().Base()
+	c.mu.Lock()
+	b, ok := c.budgets[key]
+	c.mu.Unlock()
+	if ok && time.Since(b.at) < budgetFresh {
+		return b.max, nil
+	}
+	_, max, err := ch.Budget(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if max == 0 {
+		max = DefaultMaxBytes
+	}
+	c.mu.Lock()
+	if c.budgets == nil {
+		c.budgets = make(map[string]budgetCache)
+	}
+	c.budgets[key] = budgetCache{max: max, at: time.Now()}
+	c.mu.Unlock()
+	return max, nil
 }
 
 // New connects to Redis and checks that it is safe to use: a server whose

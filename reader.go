@@ -76,13 +76,15 @@ func (c *Client) Open(ctx context.Context, channel, id string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.open(ctx, ch, id, "")
+	return c.open(ctx, ch, id, "", nil)
 }
 
-func (c *Client) open(ctx context.Context, ch store.Channel, id, group string) (*File, error) {
-	rec, err := ch.File(ctx, id)
-	if err != nil {
-		return nil, &Error{Op: "open", Channel: ch.Keys().Channel(), ID: id, Err: corrupt(err)}
+func (c *Client) open(ctx context.Context, ch store.Channel, id, group string, rec *wire.File) (*File, error) {
+	if rec == nil {
+		var err error
+		if rec, err = ch.File(ctx, id); err != nil {
+			return nil, &Error{Op: "open", Channel: ch.Keys().Channel(), ID: id, Err: corrupt(err)}
+		}
 	}
 	if rec.Kind != wire.KindFile {
 		return nil, &Error{Op: "open", Channel: ch.Keys().Channel(), ID: id, Err: fmt.Errorf("%w: not a file but a %s", ErrUsage, rec.Kind)}
@@ -101,13 +103,10 @@ func (c *Client) open(ctx context.Context, ch store.Channel, id, group string) (
 		f.Digest = rec.Digest.String()
 	}
 	if group != "" {
-		_, budget, err := ch.Budget(ctx)
+		budget, err := c.budget(ctx, ch)
 		if err != nil {
 			cancel(nil)
 			return nil, err
-		}
-		if budget == 0 {
-			budget = DefaultMaxBytes
 		}
 		f.rep = newReporter(f, max(min(budget/4, 16<<20)/int64(rec.ChunkSize), 1))
 	}

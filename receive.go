@@ -78,7 +78,8 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 	if err := ch.Join(ctx, opt.Group); err != nil {
 		return err
 	}
-	r := &receiver{c: c, ch: ch, h: h, opt: opt, token: c.token(), inflight: make(map[string]bool), handled: make(map[string]bool), bell: make(chan struct{})}
+	r := &receiver{c: c, ch: ch, h: h, opt: opt, token: c.token(), inflight: make(map[string]bool), handled: make(map[string]bool),
+		bell: make(chan struct{}), markBell: make(chan struct{})}
 	if err := r.claimMember(ctx, false); err != nil {
 		return err
 	}
@@ -103,8 +104,11 @@ type receiver struct {
 	// hand it out again once it is done.
 	handled map[string]bool
 	bell    chan struct{} // closed and replaced when a group member acks
-	corrupt int
-	failed  int
+	// markBell is closed and replaced when a group member acks an
+	// end-of-batch mark: only that can end an UntilEOF receive.
+	markBell chan struct{}
+	corrupt  int
+	failed   int
 }
 
 func (r *receiver) claimMember(ctx context.Context, renew bool) error {
@@ -120,11 +124,16 @@ func (r *receiver) claimMember(ctx context.Context, renew bool) error {
 		ErrBusy, r.opt.Member, r.opt.Group, holder)
 }
 
-// ring wakes everyone waiting for a group event.
-func (r *receiver) ring() {
+// ring wakes everyone waiting for a group event; mark says the event may
+// be the ack of an end-of-batch mark.
+func (r *receiver) ring(mark bool) {
 	r.mu.Lock()
 	close(r.bell)
 	r.bell = make(chan struct{})
+	if mark {
+		close(r.markBell)
+		r.markBell = make(chan struct{})
+	}
 	r.mu.Unlock()
 }
 
@@ -132,6 +141,21 @@ func (r *receiver) waitBell() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.bell
+}
+
+func (r *receiver) waitMarkBell() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.markBell
+}
+
+func rang(bell <-chan struct{}) bool {
+	select {
+	case <-bell:
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *receiver) run(ctx context.Context) error {
@@ -155,7 +179,7 @@ func (r *receiver) run(ctx context.Context) error {
 			err := r.ch.Subscribe(gctx, r.opt.Group, r.ring)
 			if gctx.Err() == nil {
 				r.c.log.Debug("group subscription ended; resubscribing", "err", err)
-				r.ring() // we may have missed an event
+				r.ring(true) // we may have missed an event
 				select {
 				case <-time.After(time.Second):
 				case <-gctx.Done():
@@ -212,6 +236,11 @@ func (r *receiver) loop(ctx context.Context) error {
 
 	pending := true // first hand out our own unacknowledged entries
 	lastClaim := time.Now()
+	// Only the ack of an end-of-batch mark can finish an UntilEOF receive:
+	// the group is checked at the start, after each such ack, and at least
+	// every maxEventGap in case pub/sub missed one.
+	var checked <-chan struct{} // the mark bell at the last check
+	var lastCheck time.Time
 	for {
 		if err := context.Cause(wctx); err != nil {
 			if ctx.Err() != nil {
@@ -219,8 +248,9 @@ func (r *receiver) loop(ctx context.Context) error {
 			}
 			return err
 		}
-		bell := r.waitBell() // before the check, so no event slips between
-		if r.opt.UntilEOF {
+		bell := r.waitMarkBell() // before the check, so no event slips between
+		if r.opt.UntilEOF && (checked == nil || rang(checked) || time.Since(lastCheck) >= maxEventGap) {
+			checked, lastCheck = bell, time.Now()
 			if fin, err := r.finished(ctx); err != nil {
 				return err
 			} else if fin {
@@ -314,8 +344,8 @@ func (r *receiver) next(ctx context.Context, n int, pending *bool, lastClaim *ti
 			return batch, nil
 		}
 	}
-	// Block for new entries; an ack by a group member interrupts the wait
-	// when an end-of-batch mark may have completed.
+	// Block for new entries; the ack of an end-of-batch mark by a group
+	// member interrupts the wait, as it may have finished the batch.
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if r.opt.UntilEOF {
@@ -418,16 +448,18 @@ func (r *receiver) work(ctx context.Context, a store.Announce, release func()) e
 		release() // a mark waits without holding a slot
 		return r.mark(fctx, a)
 	}
-	return r.file(ctx, fctx, a)
+	return r.file(ctx, fctx, a, rec)
 }
 
-// file runs the handler on a file, retrying, and acknowledges it.
-func (r *receiver) file(ctx, fctx context.Context, a store.Announce) error {
+// file runs the handler on a file, retrying, and acknowledges it. rec is
+// its record as just read, for the first attempt.
+func (r *receiver) file(ctx, fctx context.Context, a store.Announce, rec *wire.File) error {
 	group, member := r.opt.Group, r.opt.Member
 	res := Result{File: FileInfo{Channel: r.ch.Keys().Channel(), ID: a.ID, Entry: a.Entry}}
 	var err error
 	for res.Attempts = 1; ; res.Attempts++ {
-		err = r.attempt(fctx, a, &res.File)
+		err = r.attempt(fctx, a, rec, &res.File)
+		rec = nil // a retry reads it again
 		if err == nil || ctx.Err() != nil || errors.Is(context.Cause(fctx), ErrLost) || errors.Is(err, ErrLost) ||
 			errors.Is(err, ErrCorrupt) || errors.Is(err, ErrGone) || errors.Is(err, ErrAborted) ||
 			errors.Is(err, ErrUnavailable) || errors.Is(err, ErrAuth) || res.Attempts > r.opt.Retries {
@@ -467,9 +499,9 @@ func (r *receiver) file(ctx, fctx context.Context, a store.Announce) error {
 	return nil
 }
 
-// attempt opens the file and runs the handler once.
-func (r *receiver) attempt(ctx context.Context, a store.Announce, info *FileInfo) error {
-	f, err := r.c.open(ctx, r.ch, a.ID, r.opt.Group)
+// attempt opens the file (from rec, if not nil) and runs the handler once.
+func (r *receiver) attempt(ctx context.Context, a store.Announce, rec *wire.File, info *FileInfo) error {
+	f, err := r.c.open(ctx, r.ch, a.ID, r.opt.Group, rec)
 	if err != nil {
 		return err
 	}
@@ -499,7 +531,7 @@ func (r *receiver) mark(ctx context.Context, a store.Announce) error {
 		}
 		if n == 0 {
 			_, err := r.ch.Ack(ctx, a.ID, a.Entry, r.opt.Group, r.opt.Member, "")
-			r.ring() // our own loop may not hear the group event yet
+			r.ring(true) // our own loop may not hear the group event yet
 			return ignoreCancel(ctx, err)
 		}
 		select {

@@ -91,15 +91,21 @@ func (d *dirSink) handle(ctx context.Context, f *filecast.File) error {
 		defer done()
 		src = r
 	} else {
-		n, err := f.ResumeFrom(pf)
+		st, err := pf.Stat()
 		if err != nil {
 			return err
 		}
-		if err := pf.Truncate(n); err != nil {
-			return err
-		}
-		if _, err := pf.Seek(n, io.SeekStart); err != nil {
-			return err
+		if st.Size() > 0 { // left by an interrupted receiver: keep what is verified
+			n, err := f.ResumeFrom(pf)
+			if err != nil {
+				return err
+			}
+			if err := pf.Truncate(n); err != nil {
+				return err
+			}
+			if _, err := pf.Seek(n, io.SeekStart); err != nil {
+				return err
+			}
 		}
 		f.SetSyncer(pf) // chunks are released only once they are on disk
 	}
@@ -127,5 +133,6 @@ func (d *dirSink) handle(ctx context.Context, f *filecast.File) error {
 	if err := d.root.Rename(part, name); err != nil {
 		return fmt.Errorf("rename %s into place: %w", name, err)
 	}
+	keep = true // nothing left to remove
 	return nil
 }

@@ -229,10 +229,13 @@ func (ch Channel) PendingBefore(ctx context.Context, group, entry string) (int64
 }
 
 // Subscribe calls fn (on its own goroutine) each time a member of group
-// acknowledges a file, until ctx ends. It returns when ctx ends or the
+// acknowledges a file, with mark set if it was an end-of-batch mark, until
+// ctx ends. It returns when ctx ends or the
 // subscription fails.
-func (ch Channel) Subscribe(ctx context.Context, group string, fn func()) error {
-	return ch.c.rc.Receive(ctx, ch.b().Subscribe().Channel(ch.k.Group(group)).Build(), func(rueidis.PubSubMessage) { fn() })
+func (ch Channel) Subscribe(ctx context.Context, group string, fn func(mark bool)) error {
+	return ch.c.rc.Receive(ctx, ch.b().Subscribe().Channel(ch.k.Group(group)).Build(), func(m rueidis.PubSubMessage) {
+		fn(strings.HasSuffix(m.Message, " mark"))
+	})
 }
 
 // Failed lists the files group gave up on: id -> "name\treason".

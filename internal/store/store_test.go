@@ -367,3 +367,60 @@ func TestCompleteRecordsInBatch(t *testing.T) {
 		t.Errorf("batch record PTTL = %s, want an expiry", ttl)
 	}
 }
+
+// Acks are published on the group's channel; the ack of an end-of-batch
+// mark says so, since only that can end an UntilEOF receive.
+func TestAckEventsTellMarks(t *testing.T) {
+	ch, _ := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := ch.Join(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan bool, 4)
+	subscribed := make(chan error, 1)
+	go func() { subscribed <- ch.Subscribe(ctx, "g", func(mark bool) { events <- mark }) }()
+	id, _ := upload(t, ch, "f1")
+	rec := wire.File{Kind: wire.KindMark, Sender: "h/1/m"}
+	mark, err := ch.Begin(ctx, BeginArgs{ID: "00000000000000mk", Kind: rec.Kind, Sender: rec.Sender, Stale: time.Minute, Fields: rec.Fields()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ch.ReadGroup(ctx, "g", "m", 10, 0, false)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("ReadGroup = %v, %v", got, err)
+	}
+	// The subscription may start after the first ack; ack until it hears.
+	deadline := time.Now().Add(10 * time.Second)
+	var first bool
+	for heard := false; !heard; {
+		if time.Now().After(deadline) {
+			t.Fatal("no ack event within 10 s")
+		}
+		ch.c.rc.Do(ctx, ch.b().Publish().Channel(ch.k.Group("g")).Message("0-0").Build())
+		select {
+		case first = <-events:
+			heard = true
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if first {
+		t.Error("a plain event was taken for a mark's ack")
+	}
+	for _, a := range []struct {
+		id, entry string
+		mark      bool
+	}{{id, got[0].Entry, false}, {mark.ID, mark.Entry, true}} {
+		if out, err := ch.Ack(ctx, a.id, a.entry, "g", "m", ""); err != nil || out != AckOK {
+			t.Fatalf("Ack = %q, %v", out, err)
+		}
+		select {
+		case m := <-events:
+			if m != a.mark {
+				t.Errorf("ack of %s: event says mark=%v, want %v", a.id, m, a.mark)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no event for the ack of %s", a.id)
+		}
+	}
+}

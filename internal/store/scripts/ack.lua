@@ -10,13 +10,17 @@ if member ~= '' and o ~= member then return 'lost' end
 redis.call('XACK', base .. 'files', group, eid)
 local fk = fkey(id)
 local gk = base .. 'g:' .. group
+local event = eid
 if redis.call('EXISTS', fk) == 1 then
   redis.call('SADD', fk .. ':acks', group)
   if reason ~= '' then
     redis.call('HSET', gk .. ':failed', id, (redis.call('HGET', fk, 'name') or '') .. '\t' .. reason)
   end
-  if redis.call('HGET', fk, 'kind') == 'mark' then redis.call('HSET', gk, 'mark', eid) end
+  if redis.call('HGET', fk, 'kind') == 'mark' then
+    redis.call('HSET', gk, 'mark', eid)
+    event = eid .. ' mark'
+  end
   release_if_done(id)
 end
-redis.call('PUBLISH', gk, eid)
+redis.call('PUBLISH', gk, event)
 return 'ok'
