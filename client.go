@@ -30,6 +30,28 @@ type Client struct {
 	mu        sync.Mutex
 	abandoned map[string]bool        // tokens of this process's calls that returned
 	budgets   map[string]budgetCache // channel key base -> its budget, as last read
+	listed    map[string]bool        // channels this client added to the channel list
+}
+
+// register adds ch to the list of channels (for status), once per client.
+func (c *Client) register(ctx context.Context, ch store.Channel) error {
+	key := ch.Keys().Base()
+	c.mu.Lock()
+	done := c.listed[key]
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := ch.Register(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.listed == nil {
+		c.listed = make(map[string]bool)
+	}
+	c.listed[key] = true
+	c.mu.Unlock()
+	return nil
 }
 
 // budgetCache is a channel's budget as read at a time. Readers size their

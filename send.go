@@ -170,7 +170,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 			return nil, err
 		}
 	}
-	if err := ch.Register(ctx); err != nil {
+	if err := c.register(ctx, ch); err != nil {
 		return nil, err
 	}
 	token := c.token()

@@ -15,7 +15,7 @@ func TestBenchSmall(t *testing.T) {
 		t.Skip("builds the binaries and runs every step")
 	}
 	cfg, err := parseFlags([]string{"-size", "4MiB", "-files", "3", "-gzip", "2", "-big", "8MiB",
-		"-runs", "1", "-groups", "1,2", "-budget", "2MiB", "-cache", t.TempDir()})
+		"-runs", "1", "-groups", "1,2", "-budget", "2MiB", "-small", "20", "-cache", t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,8 @@ func TestBenchSmall(t *testing.T) {
 	}
 	want := []string{"upload", "deliver to 1 group(s), discard", "deliver to 2 group(s), discard",
 		"deliver to 1 group(s), --dir", "deliver to 2 group(s), --dir", "count lines", "end to end",
-		"first byte", "Redis memory growth", "sender peak RSS", "receiver peak RSS", "throughput"}
+		"first byte", "Redis memory growth", "sender peak RSS", "receiver peak RSS", "throughput",
+		"send 20 files", "receive 20 files of 4 KiB, --stdout", "receive 20 files of 4 KiB, --dir"}
 	for _, w := range want {
 		found := false
 		for _, f := range rep.Results {

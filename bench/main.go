@@ -58,6 +58,7 @@ type config struct {
 	Budget  int64  `json:"budget"`
 	Big     int64  `json:"big"` // bytes of the generated stream (0: skip)
 	Groups  []int  `json:"groups"`
+	Small   int    `json:"small"`         // files of 4 KiB for the per-file run (0: skip)
 	Bin     string `json:"bin,omitempty"` // a filecast binary to measure instead of building one
 	Cache   string `json:"-"`
 	JSON    string `json:"-"`
@@ -106,6 +107,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Var(&budget, "budget", "channel budget for the end-to-end and memory runs")
 	fs.Var(&big, "big", "size of the stream generated for the memory run (0: skip)")
 	fs.StringVar(&groups, "groups", groups, "group counts for the delivery runs")
+	fs.IntVar(&cfg.Small, "small", 1000, "files of 4 KiB for the per-file run (0: skip)")
 	fs.StringVar(&cfg.Cache, "cache", filepath.Join(home, "filecast-bench"), "where the dataset is kept")
 	fs.StringVar(&cfg.JSON, "json", "bench-results.json", "write the results as JSON here (empty: don't)")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log each measurement")
@@ -217,8 +219,12 @@ func (e *env) once(ctx context.Context, rep *report) error {
 		{"end to end", e.endToEnd},
 		{"first byte", e.firstByte},
 		{"memory", e.memory},
+		{"small files", e.smallFiles},
 	}
 	for _, s := range steps {
+		if s.name == "small files" && e.cfg.Small == 0 {
+			continue
+		}
 		if err := s.do(ctx, rep); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}

@@ -126,6 +126,11 @@ func (r *report) add(name string, v, against float64, againstName string) {
 	if strings.Contains(name, "RSS") || strings.Contains(name, "memory") {
 		unit = "B"
 	}
+	r.addUnit(name, unit, v, against, againstName)
+}
+
+// addUnit is add with an explicit unit.
+func (r *report) addUnit(name, unit string, v, against float64, againstName string) {
 	f := r.figure(&r.Results, name, unit)
 	f.Runs = append(f.Runs, v)
 	f.AgainstRuns = append(f.AgainstRuns, against)
@@ -232,6 +237,8 @@ func (f *figure) format(v float64) string {
 		return fmt.Sprintf("%.1f ms", v)
 	case "s":
 		return fmt.Sprintf("%.3f s", v)
+	case "files/s":
+		return fmt.Sprintf("%.0f files/s", v)
 	}
 	return fmt.Sprint(v)
 }

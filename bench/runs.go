@@ -633,3 +633,99 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// smallFiles measures the per-file cost: Small files of 4 KiB sent as one
+// directory to one group, then received (--stdout and --dir), in files per
+// second, against a raw client storing the same values one SET at a time
+// (one round trip per file, the least any protocol that waits for Redis
+// can do).
+func (e *env) smallFiles(ctx context.Context, rep *report) error {
+	if err := e.flush(); err != nil {
+		return err
+	}
+	n := e.cfg.Small
+	dir, err := os.MkdirTemp("", "filecast-bench-small")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	src := filepath.Join(dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		return err
+	}
+	value := bytes.Repeat([]byte("0123456789abcdef"), 256) // 4 KiB
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%05d", i)), value, 0o644); err != nil {
+			return err
+		}
+	}
+
+	// The raw reference: one SET per file, each waiting for its reply.
+	rc, err := newRaw(e.url, true)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	for i := range n {
+		if err := rc.Do(ctx, rc.B().Set().Key(fmt.Sprintf("raw:%d", i)).Value(rueidis.BinaryString(value)).Build()).Error(); err != nil {
+			rc.Close()
+			return err
+		}
+	}
+	raw := float64(n) / time.Since(t0).Seconds()
+	rc.Close()
+	if err := e.flush(); err != nil {
+		return err
+	}
+
+	for i, sink := range [][]string{{"--stdout"}, {"--dir", filepath.Join(dir, "out")}} {
+		group := fmt.Sprintf("small%d", i)
+		if err := e.join(ctx, group); err != nil {
+			return err
+		}
+		m := e.meter(ctx)
+		t0 := time.Now()
+		sender, err := e.start(ctx, nil, nil, "send", channel, src, "--eof")
+		if err != nil {
+			return err
+		}
+		if _, err := sender.wait(); err != nil {
+			return err
+		}
+		sent := time.Since(t0)
+		if i == 0 {
+			rep.addUnit(fmt.Sprintf("send %d files of 4 KiB", n), "files/s", float64(n)/sent.Seconds(), raw, "one SET per file, one at a time")
+			rep.cpu(fmt.Sprintf("send %d files of 4 KiB", n), m.stop(ctx, sent, sender))
+		}
+		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		m = e.meter(ctx)
+		t0 = time.Now()
+		p, err := e.start(ctx, nil, devnull, append([]string{"recv", channel, "--group", group, "--until-eof"}, sink...)...)
+		if err != nil {
+			devnull.Close()
+			return err
+		}
+		_, err = p.wait()
+		devnull.Close()
+		if err != nil {
+			return err
+		}
+		el := time.Since(t0)
+		if sink[0] == "--dir" {
+			if got, err := os.ReadDir(sink[1]); err != nil || len(got) != n {
+				return fmt.Errorf("--dir holds %d files, want %d (%v)", len(got), n, err)
+			}
+		}
+		name := fmt.Sprintf("receive %d files of 4 KiB, %s", n, sink[0])
+		rep.addUnit(name, "files/s", float64(n)/el.Seconds(), raw, "one SET per file, one at a time")
+		rep.cpu(name, m.stop(ctx, el, p))
+		e.log("%s: %v", name, el.Round(time.Millisecond))
+		if err := e.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

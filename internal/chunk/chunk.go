@@ -110,12 +110,14 @@ func (f *full) Next(ctx context.Context) ([]byte, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	buf, err := f.pool.Get(ctx)
+	size := f.pool.Size()
+	if f.n < len(Ramp) {
+		size = min(size, Ramp[f.n])
+	}
+	// Buffers grow as the ramp does: a small file never costs a full chunk.
+	buf, err := f.pool.GetLen(ctx, size)
 	if err != nil {
 		return nil, err
-	}
-	if f.n < len(Ramp) && Ramp[f.n] < len(buf) {
-		buf = buf[:Ramp[f.n]]
 	}
 	f.n++
 	n, err := io.ReadFull(f.r, buf)
