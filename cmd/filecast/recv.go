@@ -45,8 +45,9 @@ another member of its group.
 Outputs (choose one):
   --dir DIR    write each file under DIR at its name, via a hidden partial
                file that becomes visible (renamed) only once complete and
-               verified; mode and mtime restored. A restarted receiver
-               resumes a partial file where it stopped.
+               verified; mode and mtime restored; file and directory are
+               synced to disk before the file is acknowledged. A restarted
+               receiver resumes a partial file where it stopped.
   --exec CMD   run CMD with sh -c once per file, the bytes on its stdin as
                they arrive; FILECAST_NAME, FILECAST_SIZE, FILECAST_ID,
                FILECAST_CHANNEL and FILECAST_GROUP are set. Exit status 0

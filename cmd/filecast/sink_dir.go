@@ -134,5 +134,20 @@ func (d *dirSink) handle(ctx context.Context, f *filecast.File) error {
 		return fmt.Errorf("rename %s into place: %w", name, err)
 	}
 	keep = true // nothing left to remove
+	// The file is acknowledged (and may leave Redis) once this returns: its
+	// new name must survive a crash too.
+	if err := d.syncDir(path.Dir(name)); err != nil {
+		return fmt.Errorf("sync directory of %s: %w", name, err)
+	}
 	return nil
+}
+
+// syncDir flushes a directory of the target, so a rename in it is durable.
+func (d *dirSink) syncDir(dir string) error {
+	f, err := d.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
