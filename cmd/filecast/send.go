@@ -197,8 +197,8 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		}
 	}
 	if skipped > 0 {
-		fmt.Fprintf(stderr, "skipped %d unchanged %s an interrupted run of this command had sent (--resend sends them again)\n",
-			skipped, plural(skipped, "file", "files"))
+		fmt.Fprintf(stderr, "skipped %d unchanged %s an interrupted run of this command had sent (--resend sends %s again)\n",
+			skipped, plural(skipped, "file", "files"), plural(skipped, "it", "them"))
 	}
 	if err := c.EndBatch(ctx, channel, opt.Batch, o.eof); err != nil {
 		return err
