@@ -168,6 +168,9 @@ func (c *Client) SetBudget(ctx context.Context, channel string, maxBytes int64) 
 	if maxBytes < int64(c.opt.ChunkSize) {
 		return fmt.Errorf("%w: budget %d bytes is smaller than one chunk (%d bytes)", ErrUsage, maxBytes, c.opt.ChunkSize)
 	}
+	c.mu.Lock()
+	delete(c.budgets, ch.Keys().Base())
+	c.mu.Unlock()
 	return ch.SetBudget(ctx, maxBytes)
 }
 

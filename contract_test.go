@@ -447,3 +447,49 @@ func TestFailedSyncFailsTheRead(t *testing.T) {
 		t.Errorf("keys left: %v", left)
 	}
 }
+
+// A read whose reply is lost (the connection drops after Redis ran it, and
+// the client retries) leaves entries pending at the member unseen. The
+// member finds them by re-reading its own pending entries within seconds,
+// not only once they have idled for a lease (30 s here).
+func TestUnseenPendingEntryHandledSoon(t *testing.T) {
+	c, srv := newClient(t, filecast.Options{ChunkSize: 4096, Lease: 30 * time.Second})
+	ctx := context.Background()
+	if err := c.Join(ctx, "lostreply", "g"); err != nil {
+		t.Fatal(err)
+	}
+	col := newCollector()
+	busy := make(chan struct{})
+	release := make(chan struct{})
+	h := func(ctx context.Context, f *filecast.File) error {
+		if f.Name == "w" { // keep the member away from its blocking read
+			close(busy)
+			<-release
+		}
+		return col.handle(ctx, f)
+	}
+	_, wait := receive(t, c, "lostreply", h, filecast.ReceiveOptions{Group: "g", Member: "m0", UntilEOF: true})
+	mustSend(t, c, "lostreply", "w", randomBytes(1, 100), filecast.SendOptions{})
+	<-busy
+	x := randomBytes(2, 5000)
+	mustSend(t, c, "lostreply", "x", x, filecast.SendOptions{})
+	// The lost reply: x delivered to m0 by a read whose answer it never saw.
+	if _, err := srv.Do("XREADGROUP", "GROUP", "g", "m0", "COUNT", "1", "STREAMS", "fc:{lostreply}:files", ">"); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, c, "lostreply", "y", randomBytes(3, 5000), filecast.SendOptions{})
+	if err := c.SendEOF(ctx, "lostreply"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	close(release)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("the batch ended %v after its mark; an unseen pending entry waited for the lease", el.Round(time.Millisecond))
+	}
+	if got, _ := col.get("x"); !bytes.Equal(got, x) {
+		t.Error("x was not delivered")
+	}
+}

@@ -241,6 +241,10 @@ func (r *receiver) loop(ctx context.Context) error {
 	// every maxEventGap in case pub/sub missed one.
 	var checked <-chan struct{} // the mark bell at the last check
 	var lastCheck time.Time
+	// Entries a read delivered whose reply was lost (the read is retried
+	// after a dropped connection) sit in our pending list unseen: re-read
+	// it every maxEventGap rather than wait a lease for XAUTOCLAIM.
+	lastOwn := time.Now()
 	for {
 		if err := context.Cause(wctx); err != nil {
 			if ctx.Err() != nil {
@@ -272,6 +276,9 @@ func (r *receiver) loop(ctx context.Context) error {
 			default:
 			}
 			break
+		}
+		if time.Since(lastOwn) >= maxEventGap {
+			pending, lastOwn = true, time.Now()
 		}
 		batch, err := r.next(ctx, free, &pending, &lastClaim, bell)
 		if err != nil {

@@ -377,7 +377,7 @@ func TestAckEventsTellMarks(t *testing.T) {
 	if err := ch.Join(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	events := make(chan bool, 4)
+	events := make(chan bool, 64)
 	subscribed := make(chan error, 1)
 	go func() { subscribed <- ch.Subscribe(ctx, "g", func(mark bool) { events <- mark }) }()
 	id, _ := upload(t, ch, "f1")
@@ -406,6 +406,11 @@ func TestAckEventsTellMarks(t *testing.T) {
 	}
 	if first {
 		t.Error("a plain event was taken for a mark's ack")
+	}
+	// Late probe events must not be taken for those of the acks below.
+	time.Sleep(300 * time.Millisecond)
+	for len(events) > 0 {
+		<-events
 	}
 	for _, a := range []struct {
 		id, entry string
