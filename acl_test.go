@@ -64,6 +64,13 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	if info, err := sender.SendFile(ctx, "acl", path, "f", batch); err != nil || !info.Skipped {
 		t.Fatalf("send-only user cannot read its batch record: %+v, %v", info, err)
 	}
+	tiny := filepath.Join(t.TempDir(), "tiny")
+	if err := os.WriteFile(tiny, data[:1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sender.SendFile(ctx, "acl", tiny, "tiny", batch); err != nil { // one script call
+		t.Fatalf("send-only user cannot send a small file: %v", err)
+	}
 	if err := sender.EndBatch(ctx, "acl", "b", true); err != nil {
 		t.Fatalf("send-only user cannot mark the end of a batch: %v", err)
 	}
@@ -72,6 +79,9 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	}
 	if got, _ := col.get("f"); !bytes.Equal(got, data) {
 		t.Fatal("file differs")
+	}
+	if got, _ := col.get("tiny"); !bytes.Equal(got, data[:1000]) {
+		t.Fatal("small file differs")
 	}
 	if left := leftovers(srv, "acl"); len(left) != 0 {
 		t.Errorf("keys left: %v", left)

@@ -179,6 +179,9 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		ChunkSize: c.opt.ChunkSize, Sender: token}
 	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
 
+	if done, err := c.putSmall(ctx, ch, r, &rec, record, info, opt); done || err != nil {
+		return info, err
+	}
 	u := &upload{c: c, ch: ch, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(), opt: opt}
 	for attempt := 0; ; attempt++ {
 		res, err := c.begin(ctx, ch, &rec, opt.Batch)
@@ -221,6 +224,71 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	return info, nil
 }
 
+func noGroups(ch store.Channel) error {
+	return fmt.Errorf("%w %s: start a receiver first (filecast recv %s --group NAME); groups get only files sent after they join",
+		ErrNoGroups, ch.Keys().Channel(), ch.Keys().Channel())
+}
+
+// putSmall publishes a regular file that fits in the first chunk in one
+// script call (store.Put) instead of five round trips. It reports false,
+// with r rewound, when the file must take the long way: it is larger, or
+// an interrupted upload of its name is to be resumed, or the budget is
+// full (the long way waits for it).
+func (c *Client) putSmall(ctx context.Context, ch store.Channel, r io.Reader, rec *wire.File, record *store.Record,
+	info *FileInfo, opt SendOptions) (bool, error) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false, nil
+	}
+	st, err := f.Stat()
+	limit := int64(min(chunk.Ramp[0], c.opt.ChunkSize))
+	if err != nil || !st.Mode().IsRegular() || st.Size() > limit {
+		return false, nil
+	}
+	start, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return false, nil
+	}
+	rewind := func() (bool, error) {
+		_, err := f.Seek(start, io.SeekStart)
+		return false, err
+	}
+	data := make([]byte, st.Size()+1) // one more, to notice a file that grew
+	n, err := io.ReadFull(f, data)
+	if err != io.ErrUnexpectedEOF && err != io.EOF || int64(n) != st.Size() {
+		return rewind()
+	}
+	data = data[:n]
+	d := chunk.Sum(data)
+	if record != nil {
+		record.Sent = wire.Sent{Size: int64(n), ModTime: rec.ModTime, Mode: rec.Mode.Perm(), Digest: d, Source: record.Sent.Source}
+	}
+	for {
+		id := newID()
+		if record != nil {
+			record.Sent.ID = id
+		}
+		res, err := ch.Put(ctx, store.PutArgs{ID: id, Name: rec.Name, Sender: rec.Sender, Value: data, Digest: d,
+			DefaultMax: DefaultMaxBytes, Record: record, Fields: rec.Fields()})
+		if err != nil {
+			return false, err
+		}
+		switch res.Status {
+		case store.BeginNew:
+			info.ID, info.Entry, info.Size, info.Digest = res.ID, res.Entry, int64(n), d.String()
+			if opt.Progress != nil {
+				opt.Progress(int64(n))
+			}
+			return true, nil
+		case store.BeginNoGroups:
+			return false, noGroups(ch)
+		case store.PutSlow:
+			return rewind()
+		}
+		// BeginCollision: a fresh random id was taken; draw another.
+	}
+}
+
 // begin announces rec, taking over the upload of a dead sender on this host.
 // A mark ends batch, if given (EndBatch); a file checks that it may be
 // recorded in it.
@@ -236,8 +304,7 @@ func (c *Client) begin(ctx context.Context, ch store.Channel, rec *wire.File, ba
 		case store.BeginNew, store.BeginResume:
 			return res, nil
 		case store.BeginNoGroups:
-			return res, fmt.Errorf("%w %s: start a receiver first (filecast recv %s --group NAME); groups get only files sent after they join",
-				ErrNoGroups, ch.Keys().Channel(), ch.Keys().Channel())
+			return res, noGroups(ch)
 		case store.BeginBusy:
 			if !takeover && c.deadOnThisHost(res.Sender) {
 				takeover = true

@@ -135,6 +135,42 @@ func (ch Channel) Begin(ctx context.Context, a BeginArgs) (BeginResult, error) {
 	return res, nil
 }
 
+// PutArgs describe a whole small file to publish in one step (Put).
+type PutArgs struct {
+	ID, Name   string
+	Sender     string
+	Value      []byte      // the whole content: at most one chunk
+	Digest     wire.Digest // of Value
+	DefaultMax int64       // the budget if the channel has none
+	Record     *Record     // record it in a batch, if not nil
+	Fields     []string    // record fields, from wire.File.Fields
+}
+
+// Put outcome: the file must take the long way (Begin, Reserve, Commit,
+// Complete) because an unfinished upload of its name is to be resumed, or
+// the budget has no room for it now.
+const PutSlow = "slow"
+
+// Put publishes a small file, complete, in one script. Its result is like
+// Begin's: BeginNew, BeginNoGroups, BeginCollision, or PutSlow.
+func (ch Channel) Put(ctx context.Context, a PutArgs) (BeginResult, error) {
+	batch, sent, ttl := "", "", ""
+	if a.Record != nil {
+		batch, sent, ttl = a.Record.Batch, a.Record.Sent.String(), strconv.FormatInt(a.Record.TTL.Milliseconds(), 10)
+	}
+	args := append([]string{a.ID, a.Name, a.Sender, now(), strconv.FormatInt(a.DefaultMax, 10), batch, sent, ttl,
+		strconv.Itoa(len(a.Value)), a.Digest.String(), rueidis.BinaryString(a.Value)}, a.Fields...)
+	r, err := ch.luaSlice(ctx, "publish small file", luaPut, args...)
+	if err != nil {
+		return BeginResult{}, err
+	}
+	res := BeginResult{Status: r[0]}
+	if res.Status == BeginNew {
+		res.ID, res.Entry = r[1], r[2]
+	}
+	return res, nil
+}
+
 // Resume drops uncommitted reservations of an upload and returns how many
 // chunks were committed.
 func (ch Channel) Resume(ctx context.Context, id string) (int64, error) {

@@ -55,6 +55,7 @@ var (
 	luaDrop     = script("drop")
 	luaMember   = script("member")
 	luaBeat     = script("beat")
+	luaPut      = script("put")
 )
 
 // Config says how to reach Redis.

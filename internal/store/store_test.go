@@ -429,3 +429,85 @@ func TestAckEventsTellMarks(t *testing.T) {
 		}
 	}
 }
+
+// Put publishes a small file, complete, in the shape the long way leaves:
+// one chunk, its index and end entries, its bytes in the budget. A retry of
+// the same call finds it; an unfinished upload of the name or a full budget
+// sends the caller the long way.
+func TestPutSmallFile(t *testing.T) {
+	ch, srv := setup(t)
+	ctx := context.Background()
+	if err := ch.Join(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	put := func(id, name, sender string, data []byte) BeginResult {
+		t.Helper()
+		rec := wire.File{Kind: wire.KindFile, Name: name, ChunkSize: 1024, Sender: sender}
+		res, err := ch.Put(ctx, PutArgs{ID: id, Name: name, Sender: sender, Value: data, Digest: chunk.Sum(data),
+			DefaultMax: 1 << 20, Fields: rec.Fields()})
+		if err != nil {
+			t.Fatalf("Put(%s): %v", name, err)
+		}
+		return res
+	}
+	data := []byte("small payload")
+	res := put("00000000000000p1", "p1", "h/1/a", data)
+	if res.Status != BeginNew {
+		t.Fatalf("Put = %+v", res)
+	}
+	f, err := ch.File(ctx, res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.State != wire.Complete || f.Size != int64(len(data)) || f.Chunks != 1 || f.Digest != chunk.Sum(data) || f.Entry != res.Entry {
+		t.Errorf("record %+v", f)
+	}
+	for field, want := range map[string]string{"r": "1", "lo": "1", "held": "13"} {
+		if got := srv.MustDo(t, "HGET", "fc:{t}:f:"+res.ID, field); got != want {
+			t.Errorf("%s = %s, want %s", field, got, want)
+		}
+	}
+	if got := srv.MustDo(t, "GET", "fc:{t}:bytes"); got != "13" {
+		t.Errorf("bytes = %s, want 13", got)
+	}
+	es, err := ch.Index(ctx, res.ID, 1, 10, 1024)
+	if err != nil || len(es) != 2 || es[0].Kind != wire.ChunkEntry || es[0].Len != len(data) || es[1].Kind != wire.EOFEntry {
+		t.Errorf("index = %+v, %v", es, err)
+	}
+	if again := put("00000000000000p1", "p1", "h/1/a", data); again != res {
+		t.Errorf("retried Put = %+v, want %+v", again, res)
+	}
+	if other := put("00000000000000p1", "p1", "h/2/b", data); other.Status != BeginCollision {
+		t.Errorf("another sender's Put with a taken id = %+v", other)
+	}
+	if n := srv.MustDo(t, "XLEN", "fc:{t}:files"); n != "1" {
+		t.Errorf("files stream holds %s entries, want 1", n)
+	}
+
+	// An empty file: no chunk, no budget.
+	empty := put("00000000000000p2", "p2", "h/1/a", nil)
+	if es, err := ch.Index(ctx, empty.ID, 1, 10, 1024); err != nil || len(es) != 1 || es[0].Kind != wire.EOFEntry {
+		t.Errorf("empty file's index = %+v, %v", es, err)
+	}
+	if got := srv.MustDo(t, "GET", "fc:{t}:bytes"); got != "13" {
+		t.Errorf("bytes = %s after an empty file, want 13", got)
+	}
+
+	// The long way: an unfinished upload of the name, or no room.
+	rec := wire.File{Kind: wire.KindFile, Name: "p3", ChunkSize: 1024, Sender: "h/1/a"}
+	if r, err := ch.Begin(ctx, BeginArgs{ID: "00000000000000u3", Name: "p3", Kind: rec.Kind, Sender: rec.Sender, Stale: time.Minute, Fields: rec.Fields()}); err != nil || r.Status != BeginNew {
+		t.Fatalf("Begin = %+v, %v", r, err)
+	}
+	if r := put("00000000000000p3", "p3", "h/1/a", data); r.Status != PutSlow {
+		t.Errorf("Put over an unfinished upload = %+v, want slow", r)
+	}
+	if err := ch.SetBudget(ctx, 20); err != nil {
+		t.Fatal(err)
+	}
+	if r := put("00000000000000p4", "p4", "h/1/a", data); r.Status != PutSlow {
+		t.Errorf("Put into a full budget = %+v, want slow", r)
+	}
+	if srv.MustDo(t, "EXISTS", "fc:{t}:f:00000000000000p4") != "0" || srv.MustDo(t, "GET", "fc:{t}:bytes") != "13" {
+		t.Error("a Put sent the long way changed something")
+	}
+}

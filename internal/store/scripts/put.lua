@@ -1,0 +1,64 @@
+-- put publishes a whole small file in one step: announce, take budget,
+-- store its one chunk, index it and complete it, as begin, reserve, SET,
+-- commit and complete would one after the other. The file is complete when
+-- it first appears, so readers find it exactly as they would find a file
+-- uploaded the long way that had finished.
+-- ARGV: base, id, name, sender, now_ms, default_max, batch, sent, ttl_ms,
+--       size, digest, value, field, value, ...
+-- value is the whole content (size bytes, at most one chunk; empty for an
+-- empty file), digest its XXH3-128 (the chunk's and the file's).
+-- A call retried after its reply was lost finds its own file (same id and
+-- sender) and returns it, instead of a collision that would publish the
+-- file twice.
+-- Returns {'new', id, entry} | {'nogroups'} | {'collision'} | {'slow'}:
+-- the file must take the long way (an unfinished upload of the name to
+-- resume, or no budget for it now).
+local id, name, sender, now, batch, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7], tonumber(ARGV[9])
+local size, digest, value = tonumber(ARGV[10]), ARGV[11], ARGV[12]
+local fk = fkey(id)
+local mine = redis.call('HMGET', fk, 'sender', 'entry')
+if mine[1] then
+  if mine[1] == sender then return {'new', id, mine[2]} end
+  return {'collision'}
+end
+if redis.call('SCARD', base .. 'groups') == 0 then return {'nogroups'} end
+local cur = redis.call('HGET', base .. 'up', name)
+if cur and redis.call('HGET', fkey(cur), 'state') == 'uploading' then return {'slow'} end
+if size ~= #value then return redis.error_reply('ERR put: size ' .. ARGV[10] .. ' but ' .. #value .. ' bytes') end
+local bk = base .. 'batch:' .. batch
+local checks = {{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
+  {'ZADD', base .. 'live', '0', id}, {'XADD', fk .. ':idx', '0-1', 'n', '1'}}
+if size > 0 then
+  checks[#checks + 1] = {'SET', fk .. ':c:1', 'x'}
+  checks[#checks + 1] = {'INCRBY', base .. 'bytes', '1'}
+end
+if batch ~= '' then
+  if not ttl or ttl < 1 then return redis.error_reply('ERR bad batch ttl ' .. ARGV[9]) end
+  checks[#checks + 1] = {'HSET', bk, 'x', 'x'}
+  checks[#checks + 1] = {'PEXPIRE', bk, '1'}
+end
+local no = denied('publishing a small file', checks)
+if no then return no end
+local max = tonumber(redis.call('HGET', base .. 'cfg', 'max') or ARGV[6])
+local held = tonumber(redis.call('GET', base .. 'bytes') or '0')
+if size > 0 and held > 0 and held + size > max then return {'slow'} end
+local n = 0
+if size > 0 then n = 1 end
+redis.call('HSET', fk, 'state', 'complete', 'created', now, 'hb', now, 'n', n, 'lo', 1, 'r', n, 'held', size,
+  unpack(ARGV, 13))
+redis.call('HSET', fk, 'size', size, 'digest', digest)
+if size > 0 then
+  redis.call('SET', fk .. ':c:1', value)
+  redis.call('INCRBY', base .. 'bytes', size)
+  redis.call('XADD', fk .. ':idx', '0-1', 'n', size, 'h', digest)
+end
+redis.call('XADD', fk .. ':idx', '0-' .. (n + 1), 'eof', '1', 'size', size, 'h', digest)
+redis.call('SADD', fk .. ':need', unpack(redis.call('SMEMBERS', base .. 'groups')))
+local eid = redis.call('XADD', base .. 'files', '*', 'f', id)
+redis.call('HSET', fk, 'entry', eid)
+redis.call('ZADD', base .. 'live', now, id)
+if batch ~= '' then
+  redis.call('HSET', bk, name, ARGV[8])
+  redis.call('PEXPIRE', bk, ttl)
+end
+return {'new', id, eid}
