@@ -122,8 +122,9 @@ type SendOptions struct {
 	// time are unchanged, and returns the earlier FileInfo with Skipped set.
 	// Send records its file too but always sends (a stream cannot be
 	// compared before it is read). EndBatch forgets the record; a record
-	// nobody ends expires BatchTTL after its last file. Batch names follow
-	// the rules of channel names.
+	// nobody ends expires BatchTTL after its last file. A file of a batch
+	// that fits in one small chunk is published in a single round trip.
+	// Batch names follow the rules of channel names.
 	Batch string
 }
 

@@ -179,8 +179,14 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		ChunkSize: c.opt.ChunkSize, Sender: token}
 	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
 
-	if done, err := c.putSmall(ctx, ch, r, &rec, record, info, opt); done || err != nil {
-		return info, err
+	if record != nil { // see putSmall
+		done, err := c.putSmall(ctx, ch, r, &rec, record, info, opt)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			return info, nil
+		}
 	}
 	u := &upload{c: c, ch: ch, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(), opt: opt}
 	for attempt := 0; ; attempt++ {
@@ -233,7 +239,10 @@ func noGroups(ch store.Channel) error {
 // script call (store.Put) instead of five round trips. It reports false,
 // with r rewound, when the file must take the long way: it is larger, or
 // an interrupted upload of its name is to be resumed, or the budget is
-// full (the long way waits for it).
+// full (the long way waits for it). Only files of a batch take this way:
+// their batch record is what tells a retried call, whose reply was lost
+// after every group had consumed and released the file, that it was
+// published.
 func (c *Client) putSmall(ctx context.Context, ch store.Channel, r io.Reader, rec *wire.File, record *store.Record,
 	info *FileInfo, opt SendOptions) (bool, error) {
 	f, ok := r.(*os.File)
@@ -260,14 +269,10 @@ func (c *Client) putSmall(ctx context.Context, ch store.Channel, r io.Reader, re
 	}
 	data = data[:n]
 	d := chunk.Sum(data)
-	if record != nil {
-		record.Sent = wire.Sent{Size: int64(n), ModTime: rec.ModTime, Mode: rec.Mode.Perm(), Digest: d, Source: record.Sent.Source}
-	}
+	record.Sent = wire.Sent{Size: int64(n), ModTime: rec.ModTime, Mode: rec.Mode.Perm(), Digest: d, Source: record.Sent.Source}
 	for {
 		id := newID()
-		if record != nil {
-			record.Sent.ID = id
-		}
+		record.Sent.ID = id
 		res, err := ch.Put(ctx, store.PutArgs{ID: id, Name: rec.Name, Sender: rec.Sender, Value: data, Digest: d,
 			DefaultMax: DefaultMaxBytes, Record: record, Fields: rec.Fields()})
 		if err != nil {
@@ -276,7 +281,7 @@ func (c *Client) putSmall(ctx context.Context, ch store.Channel, r io.Reader, re
 		switch res.Status {
 		case store.BeginNew:
 			info.ID, info.Entry, info.Size, info.Digest = res.ID, res.Entry, int64(n), d.String()
-			if opt.Progress != nil {
+			if opt.Progress != nil && n > 0 {
 				opt.Progress(int64(n))
 			}
 			return true, nil
@@ -284,8 +289,10 @@ func (c *Client) putSmall(ctx context.Context, ch store.Channel, r io.Reader, re
 			return false, noGroups(ch)
 		case store.PutSlow:
 			return rewind()
+		case store.BeginCollision: // a fresh random id was taken; draw another
+		default:
+			return false, fmt.Errorf("publish small file: unexpected reply %q", res.Status)
 		}
-		// BeginCollision: a fresh random id was taken; draw another.
 	}
 }
 

@@ -443,8 +443,9 @@ func TestPutSmallFile(t *testing.T) {
 	put := func(id, name, sender string, data []byte) BeginResult {
 		t.Helper()
 		rec := wire.File{Kind: wire.KindFile, Name: name, ChunkSize: 1024, Sender: sender}
+		sent := wire.Sent{Size: int64(len(data)), ModTime: time.Unix(0, 1), Mode: 0o644, Digest: chunk.Sum(data), ID: id, Source: "/src/" + name}
 		res, err := ch.Put(ctx, PutArgs{ID: id, Name: name, Sender: sender, Value: data, Digest: chunk.Sum(data),
-			DefaultMax: 1 << 20, Fields: rec.Fields()})
+			DefaultMax: 1 << 20, Record: &Record{Batch: "b", Sent: sent, TTL: time.Hour}, Fields: rec.Fields()})
 		if err != nil {
 			t.Fatalf("Put(%s): %v", name, err)
 		}
@@ -483,14 +484,35 @@ func TestPutSmallFile(t *testing.T) {
 	if n := srv.MustDo(t, "XLEN", "fc:{t}:files"); n != "1" {
 		t.Errorf("files stream holds %s entries, want 1", n)
 	}
+	// A retry whose first call's file was consumed and released before the
+	// reply could arrive: the batch record says it was published.
+	got, err := ch.ReadGroup(ctx, "g", "m", 10, 0, false)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("ReadGroup = %v, %v", got, err)
+	}
+	if out, err := ch.Ack(ctx, res.ID, got[0].Entry, "g", "m", ""); err != nil || out != AckOK {
+		t.Fatalf("Ack = %q, %v", out, err)
+	}
+	if srv.MustDo(t, "EXISTS", "fc:{t}:f:"+res.ID) != "0" {
+		t.Fatal("the acknowledged file was not released")
+	}
+	if again := put("00000000000000p1", "p1", "h/1/a", data); again.Status != BeginNew || again.ID != res.ID {
+		t.Errorf("Put retried after its file was released = %+v, want new", again)
+	}
+	if n := srv.MustDo(t, "XLEN", "fc:{t}:files"); n != "0" {
+		t.Errorf("a retried Put published the file again: %s entries", n)
+	}
+	if got := srv.MustDo(t, "GET", "fc:{t}:bytes"); got != "0" {
+		t.Errorf("bytes = %s after the release, want 0", got)
+	}
 
 	// An empty file: no chunk, no budget.
 	empty := put("00000000000000p2", "p2", "h/1/a", nil)
 	if es, err := ch.Index(ctx, empty.ID, 1, 10, 1024); err != nil || len(es) != 1 || es[0].Kind != wire.EOFEntry {
 		t.Errorf("empty file's index = %+v, %v", es, err)
 	}
-	if got := srv.MustDo(t, "GET", "fc:{t}:bytes"); got != "13" {
-		t.Errorf("bytes = %s after an empty file, want 13", got)
+	if got := srv.MustDo(t, "GET", "fc:{t}:bytes"); got != "0" {
+		t.Errorf("bytes = %s after an empty file, want 0", got)
 	}
 
 	// The long way: an unfinished upload of the name, or no room.
@@ -504,10 +526,13 @@ func TestPutSmallFile(t *testing.T) {
 	if err := ch.SetBudget(ctx, 20); err != nil {
 		t.Fatal(err)
 	}
-	if r := put("00000000000000p4", "p4", "h/1/a", data); r.Status != PutSlow {
+	if r := put("00000000000000p4", "p4", "h/1/a", data); r.Status != BeginNew {
+		t.Fatalf("Put into an empty channel = %+v", r)
+	}
+	if r := put("00000000000000p5", "p5", "h/1/a", data); r.Status != PutSlow {
 		t.Errorf("Put into a full budget = %+v, want slow", r)
 	}
-	if srv.MustDo(t, "EXISTS", "fc:{t}:f:00000000000000p4") != "0" || srv.MustDo(t, "GET", "fc:{t}:bytes") != "13" {
+	if srv.MustDo(t, "EXISTS", "fc:{t}:f:00000000000000p5") != "0" || srv.MustDo(t, "GET", "fc:{t}:bytes") != "13" {
 		t.Error("a Put sent the long way changed something")
 	}
 }

@@ -9,34 +9,36 @@
 -- empty file), digest its XXH3-128 (the chunk's and the file's).
 -- A call retried after its reply was lost finds its own file (same id and
 -- sender) and returns it, instead of a collision that would publish the
--- file twice.
+-- file twice; if every group has already released it, its batch record
+-- (same id) says it was published. That is why only files of a batch take
+-- this path.
 -- Returns {'new', id, entry} | {'nogroups'} | {'collision'} | {'slow'}:
 -- the file must take the long way (an unfinished upload of the name to
 -- resume, or no budget for it now).
 local id, name, sender, now, batch, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7], tonumber(ARGV[9])
 local size, digest, value = tonumber(ARGV[10]), ARGV[11], ARGV[12]
 local fk = fkey(id)
-local mine = redis.call('HMGET', fk, 'sender', 'entry')
-if mine[1] then
-  if mine[1] == sender then return {'new', id, mine[2]} end
+local bk = base .. 'batch:' .. batch
+if redis.call('EXISTS', fk) == 1 then
+  local mine = redis.call('HMGET', fk, 'sender', 'entry')
+  if mine[1] == sender then return {'new', id, mine[2] or ''} end
   return {'collision'}
 end
+local done = redis.call('HGET', bk, name)
+if done and string.match(done, '^%S+ %S+ %S+ %S+ (%S+)') == id then return {'new', id, ''} end
 if redis.call('SCARD', base .. 'groups') == 0 then return {'nogroups'} end
 local cur = redis.call('HGET', base .. 'up', name)
 if cur and redis.call('HGET', fkey(cur), 'state') == 'uploading' then return {'slow'} end
 if size ~= #value then return redis.error_reply('ERR put: size ' .. ARGV[10] .. ' but ' .. #value .. ' bytes') end
-local bk = base .. 'batch:' .. batch
 local checks = {{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
   {'ZADD', base .. 'live', '0', id}, {'XADD', fk .. ':idx', '0-1', 'n', '1'}}
 if size > 0 then
   checks[#checks + 1] = {'SET', fk .. ':c:1', 'x'}
   checks[#checks + 1] = {'INCRBY', base .. 'bytes', '1'}
 end
-if batch ~= '' then
-  if not ttl or ttl < 1 then return redis.error_reply('ERR bad batch ttl ' .. ARGV[9]) end
-  checks[#checks + 1] = {'HSET', bk, 'x', 'x'}
-  checks[#checks + 1] = {'PEXPIRE', bk, '1'}
-end
+if batch == '' or not ttl or ttl < 1 then return redis.error_reply('ERR put: needs a batch and its ttl') end
+checks[#checks + 1] = {'HSET', bk, 'x', 'x'}
+checks[#checks + 1] = {'PEXPIRE', bk, '1'}
 local no = denied('publishing a small file', checks)
 if no then return no end
 local max = tonumber(redis.call('HGET', base .. 'cfg', 'max') or ARGV[6])
@@ -57,8 +59,6 @@ redis.call('SADD', fk .. ':need', unpack(redis.call('SMEMBERS', base .. 'groups'
 local eid = redis.call('XADD', base .. 'files', '*', 'f', id)
 redis.call('HSET', fk, 'entry', eid)
 redis.call('ZADD', base .. 'live', now, id)
-if batch ~= '' then
-  redis.call('HSET', bk, name, ARGV[8])
-  redis.call('PEXPIRE', bk, ttl)
-end
+redis.call('HSET', bk, name, ARGV[8])
+redis.call('PEXPIRE', bk, ttl)
 return {'new', id, eid}
