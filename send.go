@@ -59,7 +59,7 @@ func (c *Client) SendFile(ctx context.Context, channel, path, name string, opt S
 	}
 	meta := Meta{Name: name, Mode: st.Mode().Perm(), ModTime: st.ModTime()}.normalized()
 	if opt.Batch != "" {
-		info, err := c.sentBefore(ctx, channel, f, meta, st.Size(), opt.Batch)
+		info, err := c.sentBefore(ctx, channel, sourceOf(f), meta, st.Size(), opt.Batch)
 		if info != nil || err != nil {
 			return info, err
 		}
@@ -78,14 +78,25 @@ func (m Meta) normalized() Meta {
 	return m
 }
 
-// sourceOf names where r is read from, for a batch record: the absolute
-// path of a regular file, else "".
-func sourceOf(r io.Reader) string {
+// regularFile returns r as a regular file, with what Stat said of it, or
+// nil: regular files are read whole, in one call when small, and recorded
+// in batches by path.
+func regularFile(r io.Reader) (*os.File, fs.FileInfo) {
 	f, ok := r.(*os.File)
 	if !ok {
-		return ""
+		return nil, nil
 	}
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return nil, nil
+	}
+	return f, st
+}
+
+// sourceOf names where f (a regular file, or nil) is read from, for a
+// batch record: its absolute path, or "".
+func sourceOf(f *os.File) string {
+	if f == nil {
 		return ""
 	}
 	abs, err := filepath.Abs(f.Name())
@@ -95,9 +106,9 @@ func sourceOf(r io.Reader) string {
 	return abs
 }
 
-// sentBefore returns the FileInfo of the earlier send of f by batch, or nil
-// if the batch has not sent this file, from this source, as it is now.
-func (c *Client) sentBefore(ctx context.Context, channel string, f *os.File, meta Meta, size int64, batch string) (*FileInfo, error) {
+// sentBefore returns the FileInfo of the earlier send by batch of the file
+// read from source, or nil if the batch has not sent it as it is now.
+func (c *Client) sentBefore(ctx context.Context, channel, source string, meta Meta, size int64, batch string) (*FileInfo, error) {
 	fail := func(err error) (*FileInfo, error) {
 		return nil, &Error{Op: "send", Channel: channel, Name: meta.Name, Err: err}
 	}
@@ -115,7 +126,7 @@ func (c *Client) sentBefore(ctx context.Context, channel string, f *os.File, met
 	if !ok {
 		return nil, nil
 	}
-	if s.Source != sourceOf(f) || s.Size != size || !s.ModTime.Equal(meta.ModTime) || s.Mode != meta.Mode.Perm() {
+	if s.Source != source || s.Size != size || !s.ModTime.Equal(meta.ModTime) || s.Mode != meta.Mode.Perm() {
 		c.log.Info("the batch sent another file, or this one before it changed, under this name; sending it",
 			"name", meta.Name, "batch", batch, "source", s.Source)
 		return nil, nil
@@ -158,12 +169,13 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	if opt.FlushIdle == 0 {
 		opt.FlushIdle = 150 * time.Millisecond
 	}
+	file, st := regularFile(r)
 	var record *store.Record
 	if opt.Batch != "" {
 		if err := wire.CheckChannel("batch", opt.Batch); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 		}
-		record = &store.Record{Batch: opt.Batch, TTL: BatchTTL, Sent: wire.Sent{Source: sourceOf(r)}}
+		record = &store.Record{Batch: opt.Batch, TTL: BatchTTL, Sent: wire.Sent{Source: sourceOf(file)}}
 	}
 	if opt.MaxBytes > 0 {
 		if err := c.SetBudget(ctx, channel, opt.MaxBytes); err != nil {
@@ -180,7 +192,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
 
 	if record != nil { // see putSmall
-		done, err := c.putSmall(ctx, ch, r, &rec, record, info, opt)
+		done, err := c.putSmall(ctx, ch, file, st, &rec, record, info, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -216,7 +228,14 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		}
 		u.hash, u.size, u.seq = chunk.NewHasher(), 0, 0
 	}
-	if err := u.run(ctx, c.source(r, u.pool, opt.FlushIdle)); err != nil {
+	// A regular file is read whole; anything else is cut when it goes idle.
+	var src chunk.Source
+	if file != nil {
+		src = chunk.NewFull(r, u.pool)
+	} else {
+		src = chunk.NewIdle(r, u.pool, opt.FlushIdle)
+	}
+	if err := u.run(ctx, src); err != nil {
 		return nil, err
 	}
 	info.Size, info.Digest = u.size, u.hash.Sum().String()
@@ -243,15 +262,9 @@ func noGroups(ch store.Channel) error {
 // their batch record is what tells a retried call, whose reply was lost
 // after every group had consumed and released the file, that it was
 // published.
-func (c *Client) putSmall(ctx context.Context, ch store.Channel, r io.Reader, rec *wire.File, record *store.Record,
+func (c *Client) putSmall(ctx context.Context, ch store.Channel, f *os.File, st fs.FileInfo, rec *wire.File, record *store.Record,
 	info *FileInfo, opt SendOptions) (bool, error) {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false, nil
-	}
-	st, err := f.Stat()
-	limit := int64(min(chunk.Ramp[0], c.opt.ChunkSize))
-	if err != nil || !st.Mode().IsRegular() || st.Size() > limit {
+	if f == nil || st.Size() > int64(min(chunk.Ramp[0], c.opt.ChunkSize)) {
 		return false, nil
 	}
 	start, err := f.Seek(0, io.SeekCurrent)
@@ -322,17 +335,6 @@ func (c *Client) begin(ctx context.Context, ch store.Channel, rec *wire.File, ba
 		}
 		// BeginCollision: a fresh random id was taken; draw another.
 	}
-}
-
-// source picks how to cut r into chunks: regular files are read whole,
-// anything else is cut when it goes idle.
-func (c *Client) source(r io.Reader, pool *chunk.Pool, idle time.Duration) chunk.Source {
-	if f, ok := r.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			return chunk.NewFull(r, pool)
-		}
-	}
-	return chunk.NewIdle(r, pool, idle)
 }
 
 // upload stores the chunks of one file.

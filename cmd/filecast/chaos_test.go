@@ -91,6 +91,16 @@ func chaosFiles(t *testing.T, rng *rand.Rand, n int) (string, map[string][]byte)
 	return dir, files
 }
 
+// dirReceiver joins group g to channel and starts the receiver most
+// scenarios check: --dir into a new directory, until the end of the batch,
+// reporting in JSON, with a 2 s lease.
+func dirReceiver(t *testing.T, c *cli, channel string) (out string, recv *proc) {
+	t.Helper()
+	joinGroups(t, c.url, channel, "g")
+	out = filepath.Join(t.TempDir(), "out")
+	return out, c.start("recv", channel, "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+}
+
 // completions counts the files a receiver reported as done (recv --json).
 func completions(stdout string, into map[string]int) {
 	for _, l := range strings.Split(stdout, "\n") {
@@ -197,9 +207,7 @@ func TestChaosSenderKilled(t *testing.T) {
 		c := newCLI(t, redistest.Config{})
 		data := randomBytes(rng.Uint64(), 2<<20+rng.IntN(6<<20))
 		files := map[string][]byte{"big.bin": data}
-		joinGroups(t, c.url, "cs", "g")
-		out := filepath.Join(t.TempDir(), "out")
-		recv := c.start("recv", "cs", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+		out, recv := dirReceiver(t, c, "cs")
 		sendArgs := []string{"send", "cs", "-", "--name", "big.bin", "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
 		kills := 1 + rng.IntN(4)
 		for range kills {
@@ -225,9 +233,7 @@ func TestChaosSenderKilledDirectory(t *testing.T) {
 	chaosRun(t, 3, func(t *testing.T, rng *rand.Rand) {
 		c := newCLI(t, redistest.Config{})
 		src, files := chaosFiles(t, rng, 12)
-		joinGroups(t, c.url, "cd", "g")
-		out := filepath.Join(t.TempDir(), "out")
-		recv := c.start("recv", "cd", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+		out, recv := dirReceiver(t, c, "cd")
 		sendArgs := []string{"send", "cd", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
 		kills, finished := 0, false
 		for range 1 + rng.IntN(4) {
@@ -279,9 +285,7 @@ func TestChaosRedisRestartWithAOF(t *testing.T) {
 	chaosRun(t, 2, func(t *testing.T, rng *rand.Rand) {
 		c := newCLI(t, redistest.Config{AOF: true})
 		src, files := chaosFiles(t, rng, 12)
-		joinGroups(t, c.url, "ca", "g")
-		out := filepath.Join(t.TempDir(), "out")
-		recv := c.start("recv", "ca", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+		out, recv := dirReceiver(t, c, "ca")
 		send := c.start("send", "ca", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s")
 		// Mid-transfer: once the first file is announced (a sender that
 		// finds no server at all fails at once, by design).
@@ -351,9 +355,7 @@ func TestChaosNetworkFaults(t *testing.T) {
 		src, files := chaosFiles(t, rng, 8)
 		live := randomBytes(rng.Uint64(), 6<<20)
 		files["live.bin"] = live
-		joinGroups(t, c.url, "cf", "g")
-		out := filepath.Join(t.TempDir(), "out")
-		recv := c.start("recv", "cf", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+		out, recv := dirReceiver(t, c, "cf")
 		expectOK(t, c.run("send", "cf", src, "--max-bytes", "2MiB"))
 		send := c.startPiped("send", "cf", "-", "--name", "live.bin", "--eof", "--max-bytes", "2MiB", "--lease", "2s")
 		feed := make(chan error, 1)
@@ -544,9 +546,7 @@ func TestChaosSenderKilledDirectoryFinishes(t *testing.T) {
 	for name, data := range files {
 		writeFile(t, filepath.Join(src, name), data, 0o644)
 	}
-	joinGroups(t, c.url, "cr", "g")
-	out := filepath.Join(t.TempDir(), "out")
-	recv := c.start("recv", "cr", "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s")
+	out, recv := dirReceiver(t, c, "cr")
 	sendArgs := []string{"send", "cr", src, "--eof", "--max-bytes", "2MiB", "--lease", "2s"}
 	p := c.start(sendArgs...)
 	waitFor(t, 20*time.Second, "c.bin to be uploading", func() bool {

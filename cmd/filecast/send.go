@@ -145,7 +145,7 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		}
 		items = append(items, found...)
 	}
-	if o.name != "" && !contains(paths, "-") {
+	if o.name != "" && !slices.Contains(paths, "-") {
 		return usagef("--name applies only to stdin (\"-\")")
 	}
 	c, err := g.client(ctx)
@@ -282,13 +282,4 @@ func expand(path string) ([]sendItem, error) {
 		return nil
 	})
 	return items, err
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

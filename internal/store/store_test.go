@@ -23,6 +23,16 @@ func setup(t *testing.T) (Channel, *redistest.Server) {
 	return c.Channel("fc", "t"), srv
 }
 
+// setupGroup is setup with group "g" joined.
+func setupGroup(t *testing.T) (Channel, *redistest.Server) {
+	t.Helper()
+	ch, srv := setup(t)
+	if err := ch.Join(context.Background(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	return ch, srv
+}
+
 // upload stores a one-chunk file and returns its id and entry.
 func upload(t *testing.T, ch Channel, name string) (string, string) {
 	t.Helper()
@@ -86,9 +96,8 @@ func TestAckIsIdempotentAndReleasesOnLastGroup(t *testing.T) {
 }
 
 func TestAckByMemberThatLostTheFileIsRefused(t *testing.T) {
-	ch, _ := setup(t)
+	ch, _ := setupGroup(t)
 	ctx := context.Background()
-	ch.Join(ctx, "g")
 	id, entry := upload(t, ch, "f1")
 	if got, _ := ch.ReadGroup(ctx, "g", "frozen", 10, 0, false); len(got) != 1 {
 		t.Fatal("frozen member did not get the file")
@@ -151,9 +160,8 @@ func refs(lens ...int) []ChunkRef {
 }
 
 func TestReserveGrantsThePrefixThatFitsAndIsIdempotent(t *testing.T) {
-	ch, srv := setup(t)
+	ch, srv := setupGroup(t)
 	ctx := context.Background()
-	ch.Join(ctx, "g")
 	if err := ch.SetBudget(ctx, 2500); err != nil {
 		t.Fatal(err)
 	}
@@ -179,9 +187,8 @@ func TestReserveGrantsThePrefixThatFitsAndIsIdempotent(t *testing.T) {
 }
 
 func TestReserveAdmitsOneChunkIntoAnEmptyChannel(t *testing.T) {
-	ch, _ := setup(t)
+	ch, _ := setupGroup(t)
 	ctx := context.Background()
-	ch.Join(ctx, "g")
 	ch.SetBudget(ctx, 100)
 	id := begin(t, ch, "f1")
 	if n, _, err := ch.Reserve(ctx, id, refs(1000, 1000), 1<<30); err != nil || n != 1 {
@@ -190,9 +197,8 @@ func TestReserveAdmitsOneChunkIntoAnEmptyChannel(t *testing.T) {
 }
 
 func TestReserveOnAbortedUploadIsGone(t *testing.T) {
-	ch, _ := setup(t)
+	ch, _ := setupGroup(t)
 	ctx := context.Background()
-	ch.Join(ctx, "g")
 	id := begin(t, ch, "f1")
 	if err := ch.Abort(ctx, id, "test"); err != nil {
 		t.Fatal(err)
@@ -203,9 +209,8 @@ func TestReserveOnAbortedUploadIsGone(t *testing.T) {
 }
 
 func TestCommitBatchesInOrderRepeatsAndRefusesGaps(t *testing.T) {
-	ch, srv := setup(t)
+	ch, srv := setupGroup(t)
 	ctx := context.Background()
-	ch.Join(ctx, "g")
 	id := begin(t, ch, "f1")
 	chunks := refs(10, 20, 30, 40)
 	for i := range chunks {
@@ -237,9 +242,8 @@ func TestCommitBatchesInOrderRepeatsAndRefusesGaps(t *testing.T) {
 }
 
 func TestCommitAfterAbortDeletesTheChunks(t *testing.T) {
-	ch, srv := setup(t)
+	ch, srv := setupGroup(t)
 	ctx := context.Background()
-	ch.Join(ctx, "g")
 	id := begin(t, ch, "f1")
 	for seq := int64(1); seq <= 2; seq++ {
 		if err := ch.PutChunk(ctx, id, seq, []byte("x")); err != nil {
@@ -279,9 +283,8 @@ func TestReadChunkIntoBuffer(t *testing.T) {
 }
 
 func TestReserveAbortsAnUploadEveryGroupGaveUpOn(t *testing.T) {
-	ch, srv := setup(t)
+	ch, srv := setupGroup(t)
 	ctx := context.Background()
-	ch.Join(ctx, "g")
 	id := begin(t, ch, "f1")
 	if n, _, err := ch.Reserve(ctx, id, refs(10), 1<<30); err != nil || n != 1 {
 		t.Fatalf("Reserve = %d, %v", n, err)
@@ -308,11 +311,8 @@ func TestReserveAbortsAnUploadEveryGroupGaveUpOn(t *testing.T) {
 // A mark begun twice with the same id and sender (a retry after a lost
 // reply) is placed once, and forgets its batch.
 func TestMarkRetryPlacedOnce(t *testing.T) {
-	ch, srv := setup(t)
+	ch, srv := setupGroup(t)
 	ctx := context.Background()
-	if err := ch.Join(ctx, "g"); err != nil {
-		t.Fatal(err)
-	}
 	srv.MustDo(t, "HSET", "fc:{t}:batch:b", "f", "x")
 	rec := wire.File{Kind: wire.KindMark, Sender: "h/1/m"}
 	args := BeginArgs{ID: "00000000000000mk", Kind: rec.Kind, Sender: rec.Sender, Stale: time.Minute, Batch: "b", Fields: rec.Fields()}
@@ -339,11 +339,8 @@ func TestMarkRetryPlacedOnce(t *testing.T) {
 // complete.lua records a file in its batch only once the file is
 // complete, and refuses a bad TTL before writing anything.
 func TestCompleteRecordsInBatch(t *testing.T) {
-	ch, srv := setup(t)
+	ch, srv := setupGroup(t)
 	ctx := context.Background()
-	if err := ch.Join(ctx, "g"); err != nil {
-		t.Fatal(err)
-	}
 	rec := wire.File{Kind: wire.KindFile, Name: "f", ChunkSize: 1024, Sender: "h/1/x"}
 	res, err := ch.Begin(ctx, BeginArgs{ID: "00000000000000ff", Name: "f", Kind: rec.Kind, Sender: rec.Sender, Stale: time.Minute, Batch: "b", Fields: rec.Fields()})
 	if err != nil || res.Status != BeginNew {
@@ -435,11 +432,8 @@ func TestAckEventsTellMarks(t *testing.T) {
 // the same call finds it; an unfinished upload of the name or a full budget
 // sends the caller the long way.
 func TestPutSmallFile(t *testing.T) {
-	ch, srv := setup(t)
+	ch, srv := setupGroup(t)
 	ctx := context.Background()
-	if err := ch.Join(ctx, "g"); err != nil {
-		t.Fatal(err)
-	}
 	put := func(id, name, sender string, data []byte) BeginResult {
 		t.Helper()
 		rec := wire.File{Kind: wire.KindFile, Name: name, ChunkSize: 1024, Sender: sender}

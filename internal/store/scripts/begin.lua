@@ -30,7 +30,7 @@ if redis.call('EXISTS', fk) == 1 then
   if kind == 'mark' and m[1] == 'mark' and m[2] == sender then return {'new', id, m[3]} end
   return {'collision'}
 end
-local bk = base .. 'batch:' .. batch
+local bk = batch_key(batch)
 local no = denied('announcing a file', {{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
   {'HSET', base .. 'up', name, id}, {'ZADD', base .. 'live', '0', id}})
 if not no and batch ~= '' then
@@ -38,7 +38,7 @@ if not no and batch ~= '' then
     no = denied('ending a batch', {{'DEL', bk}})
   else
     -- complete.lua will record the file: refuse now, not after the upload.
-    no = denied('recording a file of a batch', {{'HSET', bk, 'x', 'x'}, {'PEXPIRE', bk, '1'}})
+    no = denied('recording a file of a batch', batch_cmds(bk))
   end
 end
 if no then return no end

@@ -13,19 +13,16 @@ if h[1] == 'complete' then return 'ok' end
 if h[1] ~= 'uploading' then return 'gone' end
 local n = tonumber(h[2])
 if not n then return redis.error_reply('ERR file record ' .. id .. ' has no chunk count') end
-local bk = base .. 'batch:' .. batch
+local bk = batch_key(batch)
 if batch ~= '' then
   if not ttl or ttl < 1 then return redis.error_reply('ERR bad batch ttl ' .. ARGV[8]) end
-  local no = denied('recording a file of a batch', {{'HSET', bk, 'x', 'x'}, {'PEXPIRE', bk, '1'}})
+  local no = denied('recording a file of a batch', batch_cmds(bk))
   if no then return no end
 end
 redis.call('XADD', fk .. ':idx', '0-' .. (n + 1), 'eof', '1', 'size', ARGV[3], 'h', ARGV[4])
 redis.call('HSET', fk, 'state', 'complete', 'size', ARGV[3], 'digest', ARGV[4], 'hb', ARGV[5])
 if redis.call('HGET', base .. 'up', h[3]) == id then redis.call('HDEL', base .. 'up', h[3]) end
 local released = release_if_done(id)
-if batch ~= '' then
-  redis.call('HSET', bk, h[3], ARGV[7])
-  redis.call('PEXPIRE', bk, ttl)
-end
+if batch ~= '' then record_sent(bk, h[3], ARGV[7], ttl) end
 if released then return 'released' end
 return 'ok'

@@ -81,3 +81,15 @@ local function denied(purpose, cmds)
   end
   return nil
 end
+
+-- Batches (docs/PROTOCOL.md §6.10). batch_key names a batch's hash of sent
+-- files; batch_cmds lists the commands that recording a file in it runs,
+-- for denied(); record_sent records one, last, as its callers must.
+local function batch_key(batch) return base .. 'batch:' .. batch end
+
+local function batch_cmds(bk) return {{'HSET', bk, 'x', 'x'}, {'PEXPIRE', bk, '1'}} end
+
+local function record_sent(bk, name, sent, ttl)
+  redis.call('HSET', bk, name, sent)
+  redis.call('PEXPIRE', bk, ttl)
+end

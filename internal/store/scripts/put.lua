@@ -18,7 +18,7 @@
 local id, name, sender, now, batch, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7], tonumber(ARGV[9])
 local size, digest, value = tonumber(ARGV[10]), ARGV[11], ARGV[12]
 local fk = fkey(id)
-local bk = base .. 'batch:' .. batch
+local bk = batch_key(batch)
 if redis.call('EXISTS', fk) == 1 then
   local mine = redis.call('HMGET', fk, 'sender', 'entry')
   if mine[1] == sender then return {'new', id, mine[2] or ''} end
@@ -37,8 +37,7 @@ if size > 0 then
   checks[#checks + 1] = {'INCRBY', base .. 'bytes', '1'}
 end
 if batch == '' or not ttl or ttl < 1 then return redis.error_reply('ERR put: needs a batch and its ttl') end
-checks[#checks + 1] = {'HSET', bk, 'x', 'x'}
-checks[#checks + 1] = {'PEXPIRE', bk, '1'}
+for _, c in ipairs(batch_cmds(bk)) do checks[#checks + 1] = c end
 local no = denied('publishing a small file', checks)
 if no then return no end
 local max = tonumber(redis.call('HGET', base .. 'cfg', 'max') or ARGV[6])
@@ -59,6 +58,5 @@ redis.call('SADD', fk .. ':need', unpack(redis.call('SMEMBERS', base .. 'groups'
 local eid = redis.call('XADD', base .. 'files', '*', 'f', id)
 redis.call('HSET', fk, 'entry', eid)
 redis.call('ZADD', base .. 'live', now, id)
-redis.call('HSET', bk, name, ARGV[8])
-redis.call('PEXPIRE', bk, ttl)
+record_sent(bk, name, ARGV[8], ttl)
 return {'new', id, eid}
