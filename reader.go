@@ -127,12 +127,15 @@ func (f *File) ResumeFrom(partial io.Reader) (int64, error) {
 	if f.started {
 		return 0, fmt.Errorf("%w: ResumeFrom after Read", ErrUsage)
 	}
+	br := bufio.NewReaderSize(partial, 64<<10)
+	if _, err := br.Peek(1); err != nil {
+		return 0, nil // nothing to keep (the usual case: a new file)
+	}
 	entries, err := f.ch.Index(f.ctx, f.ID, 1, 1<<62, f.rec.ChunkSize)
 	if err != nil {
 		return 0, corrupt(err)
 	}
 	buf := make([]byte, f.rec.ChunkSize)
-	br := bufio.NewReaderSize(partial, 1<<20)
 	for _, e := range entries {
 		if e.Kind != wire.ChunkEntry {
 			break

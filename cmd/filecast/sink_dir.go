@@ -91,21 +91,16 @@ func (d *dirSink) handle(ctx context.Context, f *filecast.File) error {
 		defer done()
 		src = r
 	} else {
-		st, err := pf.Stat()
+		// Keep what an interrupted receiver left and is verified.
+		n, err := f.ResumeFrom(pf)
 		if err != nil {
 			return err
 		}
-		if st.Size() > 0 { // left by an interrupted receiver: keep what is verified
-			n, err := f.ResumeFrom(pf)
-			if err != nil {
-				return err
-			}
-			if err := pf.Truncate(n); err != nil {
-				return err
-			}
-			if _, err := pf.Seek(n, io.SeekStart); err != nil {
-				return err
-			}
+		if err := pf.Truncate(n); err != nil {
+			return err
+		}
+		if _, err := pf.Seek(n, io.SeekStart); err != nil {
+			return err
 		}
 		f.SetSyncer(pf) // chunks are released only once they are on disk
 	}

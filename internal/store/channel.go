@@ -154,10 +154,7 @@ const PutSlow = "slow"
 // Put publishes a small file, complete, in one script. Its result is like
 // Begin's: BeginNew, BeginNoGroups, BeginCollision, or PutSlow.
 func (ch Channel) Put(ctx context.Context, a PutArgs) (BeginResult, error) {
-	batch, sent, ttl := "", "", ""
-	if a.Record != nil {
-		batch, sent, ttl = a.Record.Batch, a.Record.Sent.String(), strconv.FormatInt(a.Record.TTL.Milliseconds(), 10)
-	}
+	batch, sent, ttl := a.Record.args()
 	args := append([]string{a.ID, a.Name, a.Sender, now(), strconv.FormatInt(a.DefaultMax, 10), batch, sent, ttl,
 		strconv.Itoa(len(a.Value)), a.Digest.String(), rueidis.BinaryString(a.Value)}, a.Fields...)
 	r, err := ch.luaSlice(ctx, "publish small file", luaPut, args...)
@@ -272,16 +269,23 @@ type Record struct {
 	TTL   time.Duration
 }
 
+// args are the batch, sent and ttl_ms arguments of the scripts that
+// record a file (all empty for no record).
+func (r *Record) args() (batch, sent, ttl string) {
+	if r == nil {
+		return "", "", ""
+	}
+	return r.Batch, r.Sent.String(), strconv.FormatInt(r.TTL.Milliseconds(), 10)
+}
+
 // Complete ends an upload with its size and digest, and records it in a
 // batch if rec is not nil. released reports that no group needed the file
 // any more and it was released at once.
 func (ch Channel) Complete(ctx context.Context, id string, size int64, d wire.Digest, rec *Record) (released bool, err error) {
 	var r string
 	attempts := 0
-	args := []string{ch.k.base, id, strconv.FormatInt(size, 10), d.String(), now(), "", "", ""}
-	if rec != nil {
-		args[5], args[6], args[7] = rec.Batch, rec.Sent.String(), strconv.FormatInt(rec.TTL.Milliseconds(), 10)
-	}
+	batch, sent, ttl := rec.args()
+	args := []string{ch.k.base, id, strconv.FormatInt(size, 10), d.String(), now(), batch, sent, ttl}
 	err = ch.c.retry(ctx, "complete upload", func(ctx context.Context) error {
 		attempts++
 		m, err := luaComplete.Exec(ctx, ch.c.rc, []string{ch.k.Files()}, args).ToString()
