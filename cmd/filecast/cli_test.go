@@ -487,21 +487,29 @@ func TestCLIRedisOutOfMemory(t *testing.T) {
 // committed some chunks and is waiting for budget.
 func startBlockedSend(t *testing.T, c *cli, channel, path string) (*proc, []string) {
 	t.Helper()
-	joinGroups(t, c.url, channel, "g")
 	args := []string{"send", channel, path, "--max-bytes", "4MiB", "--lease", "1m"}
+	return startBlocked(t, c, channel, filepath.Base(path), args...), args
+}
+
+// startBlocked joins group g to channel (no receiver runs), starts the
+// send args, and waits until the upload of name has committed 3 chunks:
+// with a budget of 4 MiB, the sender is then waiting for budget.
+func startBlocked(t *testing.T, c *cli, channel, name string, args ...string) *proc {
+	t.Helper()
+	joinGroups(t, c.url, channel, "g")
 	p := c.start(args...)
-	waitFor(t, 20*time.Second, "the sender to fill the budget", func() bool {
+	waitFor(t, 20*time.Second, "the sender to fill the budget with "+name, func() bool {
 		if p.exited() {
 			t.Fatalf("sender exited early:\n%s", p.wait())
 		}
-		ids := liveIDs(t, c.srv, channel)
-		if len(ids) != 1 {
+		id, _ := c.srv.Do("HGET", "fc:{"+channel+"}:up", name)
+		if id == "" {
 			return false
 		}
-		n := fileField(c.srv, channel, ids[0], "n")
-		return n != "" && n != "0" && n != "1" && n != "2"
+		n, _ := strconv.Atoi(fileField(c.srv, channel, id, "n"))
+		return n >= 3
 	})
-	return p, args
+	return p
 }
 
 // 7. SIGINT while the sender waits for budget: exit 130 and a message that
@@ -593,16 +601,7 @@ func TestCLISendRerunSkipsWhatWasSent(t *testing.T) {
 	// and kills it once b.big has filled the budget.
 	killed := func(channel string, extra ...string) {
 		t.Helper()
-		joinGroups(t, c.url, channel, "g")
-		p := c.start(append(sendArgs(channel), extra...)...)
-		waitFor(t, 20*time.Second, "the sender to fill the budget with b.big", func() bool {
-			if p.exited() {
-				t.Fatalf("sender exited early:\n%s", p.wait())
-			}
-			id, _ := c.srv.Do("HGET", "fc:{"+channel+"}:up", "b.big")
-			n, _ := strconv.Atoi(fileField(c.srv, channel, id, "n"))
-			return id != "" && n >= 3
-		})
+		p := startBlocked(t, c, channel, "b.big", append(sendArgs(channel), extra...)...)
 		p.signal(syscall.SIGKILL)
 		p.wait()
 	}
