@@ -3,6 +3,7 @@ package filecast_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -98,19 +99,29 @@ func TestBatchDamagedRecordSendsAgain(t *testing.T) {
 	c, srv := newClient(t, filecast.Options{ChunkSize: 4096})
 	ctx := context.Background()
 	c.Join(ctx, "b", "g")
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, randomBytes(9, 5000), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	opt := filecast.SendOptions{Batch: "x"}
-	if _, err := c.SendFile(ctx, "b", path, "f", opt); err != nil {
-		t.Fatal(err)
-	}
-	for _, bad := range []string{"", "garbage", "5000 1 644 nothex id", "-1 0 644 00000000000000000000000000000000 id"} {
-		srv.MustDo(t, "HSET", "fc:{b}:batch:x", "f", bad)
-		info, err := c.SendFile(ctx, "b", path, "f", opt)
-		if err != nil || info.Skipped {
-			t.Errorf("record %q: SendFile = %+v, %v; want the file sent again", bad, info, err)
+	// 3000 bytes go out in one call, which asks the batch itself; 5000
+	// bytes take the long way, which asks first.
+	for _, size := range []int{3000, 5000} {
+		path := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(path, randomBytes(9, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opt := filecast.SendOptions{Batch: "x"}
+		if _, err := c.SendFile(ctx, "b", path, "f", opt); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Right size, time, mode and source, but no digest to report.
+		sameButBad := fmt.Sprintf("%d %d 644 nothex id %s", size, st.ModTime().UnixNano(), path)
+		for _, bad := range []string{"", "garbage", "5000 1 644 nothex id", "-1 0 644 00000000000000000000000000000000 id", sameButBad} {
+			srv.MustDo(t, "HSET", "fc:{b}:batch:x", "f", bad)
+			info, err := c.SendFile(ctx, "b", path, "f", opt)
+			if err != nil || info.Skipped {
+				t.Errorf("%d bytes, record %q: SendFile = %+v, %v; want the file sent again", size, bad, info, err)
+			}
 		}
 	}
 }

@@ -58,14 +58,18 @@ func (c *Client) SendFile(ctx context.Context, channel, path, name string, opt S
 		name = st.Name()
 	}
 	meta := Meta{Name: name, Mode: st.Mode().Perm(), ModTime: st.ModTime()}.normalized()
-	if opt.Batch != "" {
+	if opt.Batch != "" && st.Size() > c.smallLimit() { // a small file's one call asks itself
 		info, err := c.sentBefore(ctx, channel, sourceOf(f), meta, st.Size(), opt.Batch)
 		if info != nil || err != nil {
 			return info, err
 		}
 	}
-	return c.Send(ctx, channel, f, meta, opt)
+	return c.sendWrapped(ctx, channel, f, meta, opt, opt.Batch != "")
 }
+
+// smallLimit is the size up to which a regular file of a batch is
+// published in one call (putSmall): what fits in the first chunk.
+func (c *Client) smallLimit() int64 { return int64(min(chunk.Ramp[0], c.opt.ChunkSize)) }
 
 // normalized fills in the defaults of Meta.
 func (m Meta) normalized() Meta {
@@ -150,14 +154,21 @@ func (c *Client) sentBefore(ctx context.Context, channel, source string, meta Me
 // Errors are *Error wrapping ErrNoGroups, ErrBusy, ErrUsage, ErrFull,
 // ErrUnavailable, ErrAuth or the read error of r.
 func (c *Client) Send(ctx context.Context, channel string, r io.Reader, meta Meta, opt SendOptions) (*FileInfo, error) {
-	info, err := c.send(ctx, channel, r, meta, opt)
+	return c.sendWrapped(ctx, channel, r, meta, opt, false)
+}
+
+// sendWrapped is Send; with skipSame (SendFile in a batch), a small file
+// the batch already sent unchanged is skipped by the call that would
+// publish it.
+func (c *Client) sendWrapped(ctx context.Context, channel string, r io.Reader, meta Meta, opt SendOptions, skipSame bool) (*FileInfo, error) {
+	info, err := c.send(ctx, channel, r, meta, opt, skipSame)
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		err = &Error{Op: "send", Channel: channel, Name: meta.Name, Err: err}
 	}
 	return info, err
 }
 
-func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Meta, opt SendOptions) (*FileInfo, error) {
+func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Meta, opt SendOptions, skipSame bool) (*FileInfo, error) {
 	ch, err := c.channel(channel)
 	if err != nil {
 		return nil, err
@@ -192,7 +203,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
 
 	if record != nil { // see putSmall
-		done, err := c.putSmall(ctx, ch, file, st, &rec, record, info, opt)
+		done, err := c.putSmall(ctx, ch, file, st, &rec, record, info, opt, skipSame)
 		if err != nil {
 			return nil, err
 		}
@@ -263,8 +274,8 @@ func noGroups(ch store.Channel) error {
 // after every group had consumed and released the file, that it was
 // published.
 func (c *Client) putSmall(ctx context.Context, ch store.Channel, f *os.File, st fs.FileInfo, rec *wire.File, record *store.Record,
-	info *FileInfo, opt SendOptions) (bool, error) {
-	if f == nil || st.Size() > int64(min(chunk.Ramp[0], c.opt.ChunkSize)) {
+	info *FileInfo, opt SendOptions, skipSame bool) (bool, error) {
+	if f == nil || st.Size() > c.smallLimit() {
 		return false, nil
 	}
 	start, err := f.Seek(0, io.SeekCurrent)
@@ -287,7 +298,7 @@ func (c *Client) putSmall(ctx context.Context, ch store.Channel, f *os.File, st 
 		id := newID()
 		record.Sent.ID = id
 		res, err := ch.Put(ctx, store.PutArgs{ID: id, Name: rec.Name, Sender: rec.Sender, Value: data, Digest: d,
-			DefaultMax: DefaultMaxBytes, Record: record, Fields: rec.Fields()})
+			DefaultMax: DefaultMaxBytes, Record: record, SkipSame: skipSame, Fields: rec.Fields()})
 		if err != nil {
 			return false, err
 		}
@@ -302,6 +313,14 @@ func (c *Client) putSmall(ctx context.Context, ch store.Channel, f *os.File, st 
 			return false, noGroups(ch)
 		case store.PutSlow:
 			return rewind()
+		case store.PutSkipped:
+			s, err := wire.ParseSent(res.Sent)
+			if err != nil { // a damaged record never makes a file look sent
+				skipSame = false
+				continue
+			}
+			info.ID, info.Size, info.Mode, info.ModTime, info.Digest, info.Skipped = s.ID, s.Size, s.Mode, s.ModTime, s.Digest.String(), true
+			return true, nil
 		case store.BeginCollision: // a fresh random id was taken; draw another
 		default:
 			return false, fmt.Errorf("publish small file: unexpected reply %q", res.Status)

@@ -107,6 +107,7 @@ type BeginResult struct {
 	Entry  string // new: the files-stream entry
 	Sender string // busy: who holds the upload
 	Age    time.Duration
+	Sent   string // PutSkipped: the batch's record of the earlier send
 }
 
 // Begin announces an upload, or returns the unfinished upload of the same
@@ -143,6 +144,7 @@ type PutArgs struct {
 	Digest     wire.Digest // of Value
 	DefaultMax int64       // the budget if the channel has none
 	Record     *Record     // record it in a batch, if not nil
+	SkipSame   bool        // not if the batch sent it unchanged: PutSkipped
 	Fields     []string    // record fields, from wire.File.Fields
 }
 
@@ -151,19 +153,30 @@ type PutArgs struct {
 // the budget has no room for it now.
 const PutSlow = "slow"
 
+// PutSkipped: the batch had already sent the file unchanged
+// (PutArgs.SkipSame); BeginResult.Sent holds its record.
+const PutSkipped = "skipped"
+
 // Put publishes a small file, complete, in one script. Its result is like
 // Begin's: BeginNew, BeginNoGroups, BeginCollision, or PutSlow.
 func (ch Channel) Put(ctx context.Context, a PutArgs) (BeginResult, error) {
 	batch, sent, ttl := a.Record.args()
-	args := append([]string{a.ID, a.Name, a.Sender, now(), strconv.FormatInt(a.DefaultMax, 10), batch, sent, ttl,
+	skip := "0"
+	if a.SkipSame {
+		skip = "1"
+	}
+	args := append([]string{a.ID, a.Name, a.Sender, now(), strconv.FormatInt(a.DefaultMax, 10), batch, sent, ttl, skip,
 		strconv.Itoa(len(a.Value)), a.Digest.String(), rueidis.BinaryString(a.Value)}, a.Fields...)
 	r, err := ch.luaSlice(ctx, "publish small file", luaPut, args...)
 	if err != nil {
 		return BeginResult{}, err
 	}
 	res := BeginResult{Status: r[0]}
-	if res.Status == BeginNew {
+	switch res.Status {
+	case BeginNew:
 		res.ID, res.Entry = r[1], r[2]
+	case PutSkipped:
+		res.Sent = r[1]
 	}
 	return res, nil
 }

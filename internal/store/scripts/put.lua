@@ -4,7 +4,11 @@
 -- it first appears, so readers find it exactly as they would find a file
 -- uploaded the long way that had finished.
 -- ARGV: base, id, name, sender, now_ms, default_max, batch, sent, ttl_ms,
---       size, digest, value, field, value, ...
+--       skip_same, size, digest, value, field, value, ...
+-- With skip_same '1', a file the batch already sent from the same source
+-- with the same size, mtime and mode is not published again: the reply is
+-- {'skipped', record}, so that a sender needs no separate round trip to
+-- ask.
 -- value is the whole content (size bytes, at most one chunk; empty for an
 -- empty file), digest its XXH3-128 (the chunk's and the file's).
 -- A call retried after its reply was lost finds its own file (same id and
@@ -16,7 +20,7 @@
 -- the file must take the long way (an unfinished upload of the name to
 -- resume, or no budget for it now).
 local id, name, sender, now, batch, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7], tonumber(ARGV[9])
-local size, digest, value = tonumber(ARGV[10]), ARGV[11], ARGV[12]
+local skip_same, size, digest, value = ARGV[10], tonumber(ARGV[11]), ARGV[12], ARGV[13]
 local fk = fkey(id)
 local bk = batch_key(batch)
 if redis.call('EXISTS', fk) == 1 then
@@ -26,10 +30,17 @@ if redis.call('EXISTS', fk) == 1 then
 end
 local done = redis.call('HGET', bk, name)
 if done and string.match(done, '^%S+ %S+ %S+ %S+ (%S+)') == id then return {'new', id, ''} end
+if done and skip_same == '1' then
+  -- size, mtime, mode and source; not the digest or the id.
+  local pat = '^(%S+) (%S+) (%S+) %S+ %S+ (.*)$'
+  local a1, a2, a3, a4 = string.match(done, pat)
+  local b1, b2, b3, b4 = string.match(ARGV[8], pat)
+  if a1 and a1 == b1 and a2 == b2 and a3 == b3 and a4 == b4 then return {'skipped', done} end
+end
 if redis.call('SCARD', base .. 'groups') == 0 then return {'nogroups'} end
 local cur = redis.call('HGET', base .. 'up', name)
 if cur and redis.call('HGET', fkey(cur), 'state') == 'uploading' then return {'slow'} end
-if size ~= #value then return redis.error_reply('ERR put: size ' .. ARGV[10] .. ' but ' .. #value .. ' bytes') end
+if size ~= #value then return redis.error_reply('ERR put: size ' .. ARGV[11] .. ' but ' .. #value .. ' bytes') end
 local checks = {{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
   {'ZADD', base .. 'live', '0', id}, {'XADD', fk .. ':idx', '0-1', 'n', '1'}}
 if size > 0 then
@@ -46,7 +57,7 @@ if size > 0 and held > 0 and held + size > max then return {'slow'} end
 local n = 0
 if size > 0 then n = 1 end
 redis.call('HSET', fk, 'state', 'complete', 'created', now, 'hb', now, 'n', n, 'lo', 1, 'r', n, 'held', size,
-  unpack(ARGV, 13))
+  unpack(ARGV, 14))
 redis.call('HSET', fk, 'size', size, 'digest', digest)
 if size > 0 then
   redis.call('SET', fk .. ':c:1', value)
