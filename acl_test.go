@@ -27,7 +27,7 @@ var aclUsers = []string{
 	`user fc-recv on >recv-pw resetchannels ~fc:* &fc:{*}:g:* ` +
 		`+hello +ping +info +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
 		`+subscribe +publish +xreadgroup +xautoclaim +xpending +xclaim +xack +xinfo|groups +xread +xrange ` +
-		`+hgetall +hget +hmget +hset +hincrby +decrby +sismember +smembers +sdiff +exists +xadd +xdel ` +
+		`+hgetall +hget +hmget +hset +hincrby +decrby +sismember +smembers +sdiff +exists +xadd +xdel +xtrim ` +
 		`+unlink +hdel +zrem ` +
 		`(+set ~fc:{*}:g:*:m:*)`,
 }

@@ -29,7 +29,7 @@ func TestStreamingFirstByteBeforeUploadEnds(t *testing.T) {
 	pr, pw := io.Pipe()
 	sent := make(chan error, 1)
 	go func() {
-		_, err := c.Send(ctx, "s", pr, filecast.Meta{Name: "live.log"}, filecast.SendOptions{FlushIdle: 20 * time.Millisecond})
+		_, err := c.Send(ctx, "s", pr, filecast.Meta{Name: "live.log"}, filecast.SendOptions{Flush: 20 * time.Millisecond})
 		sent <- err
 	}()
 	firstByte := make(chan time.Time, 1)

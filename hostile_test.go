@@ -37,6 +37,9 @@ func TestHostileRecordsAndIndexes(t *testing.T) {
 			s.Do("XADD", f+":idx", "0-1", "n", "10", "h", "not-hex")
 		}, ""},
 		{"index that skips a chunk", func(s *redistest.Server, f string) { s.Do("XDEL", f+":idx", "0-2") }, "jumps"},
+		{"entry with the wrong prefix digest", func(s *redistest.Server, f string) {
+			setEntryField(s, f, "0-2", "p", strings.Repeat("0", 32))
+		}, "end of chunk 2"},
 		{"end record with the wrong size", func(s *redistest.Server, f string) {
 			replaceEnd(s, f, "eof", "1", "size", "5", "h", strings.Repeat("0", 32))
 		}, "end record says 5"},
@@ -82,4 +85,20 @@ func replaceEnd(s *redistest.Server, f string, fields ...string) {
 	if len(fields) > 0 {
 		s.Do(append([]string{"XADD", f + ":idx", end}, fields...)...)
 	}
+}
+
+// setEntryField rewrites field of the index entry id of file record f.
+// Stream entries cannot be changed in place: the index is written anew.
+func setEntryField(s *redistest.Server, f, id, field, value string) {
+	const rewrite = `
+local es = redis.call('XRANGE', KEYS[1], '-', '+')
+redis.call('DEL', KEYS[1])
+for _, e in ipairs(es) do
+  local fv = e[2]
+  if e[1] == ARGV[1] then
+    for i = 1, #fv, 2 do if fv[i] == ARGV[2] then fv[i + 1] = ARGV[3] end end
+  end
+  redis.call('XADD', KEYS[1], e[1], unpack(fv))
+end`
+	s.Do("EVAL", rewrite, "1", f+":idx", id, field, value)
 }

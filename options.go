@@ -109,11 +109,20 @@ type SendOptions struct {
 	// may hold in Redis. Senders wait while it is full. 0 keeps the
 	// channel's current budget (DefaultMaxBytes if none was ever set).
 	MaxBytes int64
-	// FlushIdle is how long input that arrives slowly (a pipe) may sit in a
-	// partial chunk before it is stored anyway. default: 150ms
-	FlushIdle time.Duration
-	// Progress, if set, is called on the sending goroutine after each chunk
-	// is committed, with the bytes committed so far.
+	// Flush bounds how long a byte of input that is not a regular file (a
+	// pipe, a terminal, a followed log) waits before it is stored: a chunk
+	// is cut when full, when the input pauses for Flush/4, and at the latest
+	// Flush after its first byte arrived, however steadily input keeps
+	// coming. default: DefaultFlush
+	Flush time.Duration
+	// AbortOnCancel is for input that cannot be read again (a pipe from a
+	// program): if ctx is cancelled, Send aborts the upload, so receivers
+	// learn at once that it will not complete, instead of leaving it for a
+	// later Send of the same bytes to resume.
+	AbortOnCancel bool
+	// Progress, if set, is called after each batch of chunks is committed,
+	// with the bytes committed so far, on a goroutine of Send's (never two
+	// calls at once).
 	Progress func(committed int64)
 	// Batch, if set, makes a run of sends resumable as a whole. Each file a
 	// send of the batch completes is recorded under this name in the
@@ -127,6 +136,9 @@ type SendOptions struct {
 	// Batch names follow the rules of channel names.
 	Batch string
 }
+
+// DefaultFlush is the default of SendOptions.Flush.
+const DefaultFlush = 100 * time.Millisecond
 
 // BatchTTL is how long a batch's record of sent files outlives its last
 // file when nobody ends the batch (SendOptions.Batch).

@@ -131,12 +131,22 @@ func (f *File) ResumeFrom(partial io.Reader) (int64, error) {
 	if _, err := br.Peek(1); err != nil {
 		return 0, nil // nothing to keep (the usual case: a new file)
 	}
-	entries, err := f.ch.Index(f.ctx, f.ID, 1, 1<<62, f.rec.ChunkSize)
+	stored, err := f.ch.Stored(f.ctx, f.ID, 1<<62, f.rec.ChunkSize)
 	if err != nil {
 		return 0, corrupt(err)
 	}
+	if stored.Offset > 0 {
+		// The first chunks were trimmed, index entries and all, once every
+		// group had consumed them: only a copy that holds all of them, as
+		// their digest shows, can be continued.
+		if _, err := io.CopyN(f.hash, br, stored.Offset); err != nil || f.hash.Sum() != stored.Prefix {
+			f.hash = chunk.NewHasher()
+			return 0, nil
+		}
+		f.n, f.next = stored.Offset, stored.First
+	}
 	buf := make([]byte, f.rec.ChunkSize)
-	for _, e := range entries {
+	for _, e := range stored.Entries {
 		if e.Kind != wire.ChunkEntry {
 			break
 		}
@@ -146,9 +156,9 @@ func (f *File) ResumeFrom(partial io.Reader) (int64, error) {
 		f.hash.Write(buf[:e.Len])
 		f.n += int64(e.Len)
 		f.next = e.Seq + 1
-		if f.rep != nil {
-			f.rep.consume(e.Seq)
-		}
+	}
+	if f.rep != nil {
+		f.rep.consume(f.next - 1)
 	}
 	return f.n, nil
 }
@@ -262,8 +272,13 @@ func (f *File) advance() {
 	switch x.e.Kind {
 	case wire.ChunkEntry:
 		f.hash.Write(x.data)
-		f.cur, f.curBuf, f.curSeq = x.data, x.data, x.e.Seq
 		f.n += int64(len(x.data))
+		if x.e.HasPrefix && f.hash.Sum() != x.e.Prefix {
+			f.bufs.Put(x.data)
+			f.err = fmt.Errorf("%w: %s up to the end of chunk %d (%d bytes) does not match its digest", ErrCorrupt, f.Name, x.e.Seq, f.n)
+			return
+		}
+		f.cur, f.curBuf, f.curSeq = x.data, x.data, x.e.Seq
 	case wire.EOFEntry:
 		switch {
 		case f.n != x.e.Size:
@@ -331,7 +346,7 @@ func (f *File) fetch() {
 		}
 		for _, e := range es {
 			if e.Seq != after+1 {
-				fail(fmt.Errorf("%w: index of %s jumps from %d to %d", ErrCorrupt, f.Name, after, e.Seq))
+				fail(f.jumped(after, e.Seq))
 				return
 			}
 			after = e.Seq
@@ -351,6 +366,21 @@ func (f *File) fetch() {
 			}()
 		}
 	}
+}
+
+// jumped explains an index that continues at seq after chunk after: its
+// entries in between were trimmed, once every group had consumed them, or
+// the index is damaged.
+func (f *File) jumped(after, seq int64) error {
+	rec, err := f.ch.File(f.ctx, f.ID)
+	switch {
+	case err != nil:
+		return corrupt(err)
+	case after < rec.Low-1 && seq <= rec.Low:
+		return fmt.Errorf("%w: chunks %d to %d of %s were released once every group had consumed them (a live upload, or one that streamed through a full budget), so they cannot be read again",
+			ErrGone, after+1, rec.Low-1, f.Name)
+	}
+	return fmt.Errorf("%w: index of %s jumps from %d to %d", ErrCorrupt, f.Name, after, seq)
 }
 
 // get reads one chunk into a buffer of the pool and verifies it.

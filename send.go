@@ -177,8 +177,8 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	meta = meta.normalized()
-	if opt.FlushIdle == 0 {
-		opt.FlushIdle = 150 * time.Millisecond
+	if opt.Flush == 0 {
+		opt.Flush = DefaultFlush
 	}
 	file, st := regularFile(r)
 	var record *store.Record
@@ -199,7 +199,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	token := c.token()
 	defer c.abandon(token)
 	rec := wire.File{Kind: wire.KindFile, Name: meta.Name, Mode: meta.Mode, ModTime: meta.ModTime,
-		ChunkSize: c.opt.ChunkSize, Sender: token}
+		ChunkSize: c.opt.ChunkSize, Sender: token, Live: file == nil}
 	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
 
 	if record != nil { // see putSmall
@@ -237,16 +237,19 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		if _, err := s.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
-		u.hash, u.size, u.seq = chunk.NewHasher(), 0, 0
+		u.hash, u.size, u.seq, u.committed = chunk.NewHasher(), 0, 0, 0
 	}
-	// A regular file is read whole; anything else is cut when it goes idle.
+	// A regular file is read whole; anything else is cut as it arrives.
 	var src chunk.Source
 	if file != nil {
 		src = chunk.NewFull(r, u.pool)
 	} else {
-		src = chunk.NewIdle(r, u.pool, opt.FlushIdle)
+		src = chunk.NewLive(r, u.pool, opt.Flush)
 	}
 	if err := u.run(ctx, src); err != nil {
+		if ctx.Err() != nil && opt.AbortOnCancel {
+			return nil, u.abortCancelled(ctx, meta.Name)
+		}
 		return nil, err
 	}
 	info.Size, info.Digest = u.size, u.hash.Sum().String()
@@ -364,8 +367,11 @@ type upload struct {
 	pool *chunk.Pool
 	hash *chunk.Hasher
 	opt  SendOptions
-	seq  int64 // chunks committed
+	seq  int64 // chunks read from the source so far (committed, after a resume)
 	size int64 // bytes read from the source so far
+	// committed counts the bytes committed; the commit goroutine owns it
+	// while run runs.
+	committed int64
 
 	stopped error // why Redis refused more chunks (set by store)
 }
@@ -384,12 +390,26 @@ func (u *upload) resume(ctx context.Context, r io.Reader) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	entries, err := u.ch.Index(ctx, u.id, 1, n, wire.MaxChunkSize)
+	stored, err := u.ch.Stored(ctx, u.id, n, wire.MaxChunkSize)
 	if err != nil {
-		return false, err
+		return false, corrupt(err)
+	}
+	changed := func(where string) (bool, error) {
+		u.c.log.Info("source changed since the interrupted upload; aborting it", "id", u.id, "at", where)
+		return false, u.ch.Abort(ctx, u.id, "source changed "+where+"; sent again as a new file")
+	}
+	if stored.Offset > 0 { // chunks trimmed with their index entries: check their digest
+		m, err := io.CopyN(u.hash, r, stored.Offset)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, err
+		}
+		if m != stored.Offset || u.hash.Sum() != stored.Prefix {
+			return changed(fmt.Sprintf("in its first %d bytes", stored.Offset))
+		}
+		u.size = stored.Offset
 	}
 	buf := make([]byte, u.c.opt.ChunkSize)
-	for _, e := range entries {
+	for _, e := range stored.Entries {
 		if e.Kind != wire.ChunkEntry || e.Len > len(buf) {
 			return false, u.ch.Abort(ctx, u.id, fmt.Sprintf("index entry %d unusable for resume; sent again as a new file", e.Seq))
 		}
@@ -398,15 +418,26 @@ func (u *upload) resume(ctx context.Context, r io.Reader) (bool, error) {
 			return false, err
 		}
 		if m != e.Len || chunk.Sum(buf[:m]) != e.Digest {
-			u.c.log.Info("source changed since the interrupted upload; aborting it", "id", u.id, "chunk", e.Seq)
-			return false, u.ch.Abort(ctx, u.id, fmt.Sprintf("source changed at chunk %d; sent again as a new file", e.Seq))
+			return changed(fmt.Sprintf("at chunk %d", e.Seq))
 		}
 		u.hash.Write(buf[:m])
 		u.size += int64(m)
-		u.seq = e.Seq
 	}
+	u.seq, u.committed = n, u.size
 	u.c.log.Info("resuming upload", "id", u.id, "chunks", u.seq, "bytes", u.size)
 	return true, nil
+}
+
+// abortCancelled aborts the upload after ctx was cancelled
+// (SendOptions.AbortOnCancel) and returns the error Send reports.
+func (u *upload) abortCancelled(ctx context.Context, name string) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	reason := fmt.Sprintf("the sender was interrupted after %d bytes, and its input cannot be read again", u.committed)
+	if err := u.ch.Abort(actx, u.id, reason); err != nil {
+		return fmt.Errorf("%w (and aborting the upload failed: %w; filecast clean aborts it)", ctx.Err(), err)
+	}
+	return fmt.Errorf("%w after %d bytes of %s: %w (its input cannot be read again)", ErrAborted, u.committed, name, ctx.Err())
 }
 
 // stored is one chunk on its way into Redis.
@@ -445,7 +476,7 @@ func (u *upload) run(ctx context.Context, src chunk.Source) error {
 			u.hash.Write(buf)
 			u.size += int64(len(buf))
 			u.seq++
-			s := &stored{ref: store.ChunkRef{Seq: u.seq, Len: len(buf)}, buf: buf, done: make(chan struct{})}
+			s := &stored{ref: store.ChunkRef{Seq: u.seq, Len: len(buf), Prefix: u.hash.Sum()}, buf: buf, done: make(chan struct{})}
 			select {
 			case read <- s:
 			case <-gctx.Done():
@@ -544,7 +575,6 @@ func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stor
 // commit publishes stored chunks in order, as many per call as have been
 // stored, and recycles their buffers.
 func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
-	var committed int64
 	var next *stored // taken from the queue, not yet stored
 	batch := make([]*stored, 0, u.c.opt.ReadAhead)
 	refs := make([]store.ChunkRef, 0, u.c.opt.ReadAhead)
@@ -599,11 +629,11 @@ func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
 			return err
 		}
 		for _, s := range batch {
-			committed += int64(s.ref.Len)
+			u.committed += int64(s.ref.Len)
 			u.pool.Put(s.buf)
 		}
 		if u.opt.Progress != nil {
-			u.opt.Progress(committed)
+			u.opt.Progress(u.committed)
 		}
 	}
 }

@@ -548,6 +548,37 @@ func TestCLISendInterruptResume(t *testing.T) {
 	expectReleased(t, c.srv, "intr")
 }
 
+// 7b. SIGINT on a send from stdin: stdin cannot be read again, so the upload
+// is aborted at once (not left for a resume that cannot come), the message
+// says so, and a waiting receiver learns it without waiting for a lease.
+func TestCLISendStdinInterrupted(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, redistest.Config{})
+	out := filepath.Join(t.TempDir(), "out")
+	recv := c.start("recv", "sin", "--group", "g", "--dir", out)
+	waitJoined(t, c.srv, "sin", "g", recv)
+	send := c.startPiped("send", "sin", "-", "--name", "app.log")
+	if _, err := send.stdin.Write([]byte("line 1\nline 2\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the first lines to be stored", func() bool {
+		id, _ := c.srv.Do("HGET", "fc:{sin}:up", "app.log")
+		return id != "" && fileField(c.srv, "sin", id, "n") != "0"
+	})
+	send.signal(syscall.SIGINT)
+	expectFail(t, send.wait(), 130, "interrupted", "app.log", "aborted after 14 B", "--follow")
+	waitFor(t, 20*time.Second, "the receiver to learn the upload was aborted", func() bool {
+		return strings.Contains(recv.stderr(), "aborted")
+	})
+	if st := c.status("sin"); len(st.Files) != 0 {
+		t.Errorf("after the abort: files %+v, want none held", st.Files)
+	}
+	if parts := partFiles(t, out); len(parts) != 0 {
+		t.Errorf("partial files left: %q", parts)
+	}
+	expectReleased(t, c.srv, "sin")
+}
+
 // 8a. A sender killed with SIGKILL mid-file: the same command run again (its
 // lease is a minute, so only the dead-pid check lets it take over) resumes
 // the upload, and the receiver sees one file.

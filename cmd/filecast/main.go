@@ -74,7 +74,10 @@ func report(err error, interrupted bool) int {
 		return exitOK
 	}
 	code := exitError
+	var said interruptedError
 	switch {
+	case errors.As(err, &said):
+		code = exitInterrupted
 	case interrupted || errors.Is(err, context.Canceled):
 		code = exitInterrupted
 		err = fmt.Errorf("interrupted; run the same command again to resume")
@@ -88,6 +91,12 @@ func report(err error, interrupted bool) int {
 	fmt.Fprintf(os.Stderr, "filecast: %v\n", err)
 	return code
 }
+
+// interruptedError is an interruption (exit 130) whose outcome the command
+// reports in its own words.
+type interruptedError struct{ msg string }
+
+func (e interruptedError) Error() string { return e.msg }
 
 // usageError marks a command-line mistake (exit 2).
 type usageError struct{ error }

@@ -23,6 +23,7 @@ import (
 
 type sendOptions struct {
 	name     string
+	flush    time.Duration
 	eof      bool
 	maxBytes string
 	json     bool
@@ -39,10 +40,12 @@ func newSend(g *globals) *cobra.Command {
 stored, so receivers start processing it while it is still uploading.
 
 A directory is sent recursively; each file's name is its slash-separated
-path relative to that directory. "-" reads stdin (name it with --name);
-input that arrives slowly is stored after 150 ms without new bytes, so
-receivers see it within a fraction of a second. Mode and modification time
-are kept.
+path relative to that directory. "-" reads stdin (name it with --name):
+every byte of it is stored within --flush (100ms) of its arrival, however
+steadily it keeps coming, so receivers see it within a fraction of a
+second. Stdin cannot be read again: an interrupted send of it is aborted
+(receivers discard it); to ship a growing log so that a restart continues
+it, use --follow. Mode and modification time are kept.
 
 The channel holds at most --max-bytes of file data in Redis; the sender
 waits while it is full, and a file larger than the budget streams through
@@ -75,6 +78,7 @@ files sent after they joined.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.name, "name", "", "name of the file read from stdin (\"-\")")
+	f.DurationVar(&o.flush, "flush", filecast.DefaultFlush, "longest a byte of stdin waits before it is stored")
 	f.BoolVar(&o.eof, "eof", false, "mark the end of a batch after these files (see recv --until-eof)")
 	f.StringVar(&o.maxBytes, "max-bytes", "", "budget: most file data the channel may hold in Redis (default: keep the channel's, else 1GiB)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file on stdout (skipped ones too)")
@@ -116,7 +120,10 @@ type sendItem struct {
 }
 
 func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
-	var opt filecast.SendOptions
+	if o.flush <= 0 {
+		return usagef("--flush must be positive, e.g. 100ms")
+	}
+	opt := filecast.SendOptions{Flush: o.flush}
 	if o.maxBytes != "" {
 		n, err := units.ParseBytes(o.maxBytes)
 		if err != nil {
@@ -173,7 +180,15 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		var info *filecast.FileInfo
 		if it.path == "-" {
 			growPipe(os.Stdin)
-			info, err = c.Send(ctx, channel, os.Stdin, filecast.Meta{Name: it.name}, opt)
+			var sent int64
+			stdin := opt
+			stdin.AbortOnCancel = true // it cannot be read again
+			stdin.Progress = func(n int64) { sent = n }
+			info, err = c.Send(ctx, channel, os.Stdin, filecast.Meta{Name: it.name}, stdin)
+			if ctx.Err() != nil && errors.Is(err, filecast.ErrAborted) {
+				return interruptedError{fmt.Sprintf("interrupted: the upload of %s from stdin was aborted after %s, since stdin cannot be read again; "+
+					"receivers discard it (to ship a growing file so that a restart continues it, use --follow)", it.name, human(sent))}
+			}
 		} else {
 			info, err = c.SendFile(ctx, channel, it.path, it.name, opt)
 		}

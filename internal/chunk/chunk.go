@@ -31,9 +31,10 @@ func (h *Hasher) Sum() wire.Digest { return h.h.Sum128().Bytes() }
 
 // Source yields the chunks of one input stream.
 type Source interface {
-	// Next returns the next chunk: at most the chunk size, at least one byte.
-	// The slice is valid until the buffer is given back with Release. At the
-	// end of input Next returns io.EOF; on failure, the read error.
+	// Next returns the next chunk: at most the chunk size, at least one byte,
+	// in a buffer of the Source's Pool that the caller gives back with
+	// Pool.Put once done with it. At the end of input Next returns io.EOF;
+	// on failure, the read error.
 	Next(ctx context.Context) ([]byte, error)
 }
 
@@ -52,18 +53,8 @@ func NewPool(size, n int) *Pool {
 	return p
 }
 
-// Get waits for a free buffer.
-func (p *Pool) Get(ctx context.Context) ([]byte, error) {
-	select {
-	case b := <-p.free:
-		if b == nil {
-			b = make([]byte, p.size)
-		}
-		return b[:p.size], nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
+// Get waits for a free buffer of the pool's size.
+func (p *Pool) Get(ctx context.Context) ([]byte, error) { return p.GetLen(ctx, p.size) }
 
 // GetLen waits for a free buffer and returns it with length n, which may
 // exceed the pool's size: its memory is reused when large enough, and
@@ -134,42 +125,64 @@ func (f *full) Next(ctx context.Context) ([]byte, error) {
 	return buf[:n], nil
 }
 
-// NewIdle returns a Source for input that may arrive slowly (a pipe, a
-// terminal, a socket): a chunk is cut when it is full or when no byte has
-// arrived for idle, so a receiver sees slow input within about idle. It
-// reads in a goroutine that stops at the end of input, on a read error, or
-// when Close is called (a Read blocked in r is abandoned, as with os.Stdin).
-func NewIdle(r io.Reader, pool *Pool, idle time.Duration) *Idle {
-	s := &Idle{pool: pool, idle: idle, pieces: make(chan piece, 4), done: make(chan struct{}), spare: make(chan []byte, 4)}
-	for range 4 {
-		s.spare <- make([]byte, 256<<10)
+// NewLive returns a Source for input that may arrive slowly or steadily (a
+// pipe, a terminal, a socket, a growing log): a chunk is cut when it is
+// full, when the input pauses for flush/4, and at the latest flush after
+// its first byte arrived, however steadily bytes keep coming. So every byte
+// is handed on within flush of its arrival, while fast input still fills
+// whole chunks.
+//
+// It reads r in a goroutine that stops at the end of input, on a read
+// error, or when Close is called (a Read blocked in r is then abandoned, as
+// with os.Stdin). A partial chunk is handed on in a buffer of its own size,
+// so a source that trickles holds one chunk buffer, not one per chunk in
+// flight.
+func NewLive(r io.Reader, pool *Pool, flush time.Duration) *Live {
+	s := &Live{pool: pool, flush: flush, idle: flush / 4, pieces: make(chan piece, liveSpares),
+		done: make(chan struct{}), spare: make(chan []byte, liveSpares)}
+	for range liveSpares {
+		s.spare <- nil
 	}
 	go s.read(r)
 	return s
 }
 
-// Idle is the Source returned by NewIdle.
-type Idle struct {
-	pool   *Pool
-	idle   time.Duration
-	pieces chan piece
-	spare  chan []byte
-	done   chan struct{}
-	once   sync.Once
+// Read buffers of a Live source: they start small and double, up to
+// liveReadMax, while reads fill them, so a trickle costs little memory
+// and a fast pipe is read in large pieces.
+const (
+	liveSpares  = 4
+	liveReadMin = 16 << 10
+	liveReadMax = 256 << 10
+)
 
-	cur  []byte // chunk being filled
-	n    int
-	rest piece // unconsumed part of the last piece
-	err  error
+// Live is the Source returned by NewLive.
+type Live struct {
+	pool        *Pool
+	flush, idle time.Duration
+	pieces      chan piece
+	spare       chan []byte
+	done        chan struct{}
+	once        sync.Once
+
+	cur   []byte    // chunk being filled, a buffer of the pool
+	n     int       // bytes in cur
+	first time.Time // arrival of cur's first byte
+	last  time.Time // arrival of the newest bytes in cur
+	rest  piece     // unconsumed part of the last piece
+	err   error
 }
 
+// piece is what one Read returned, and when.
 type piece struct {
 	b, buf []byte
+	at     time.Time
 	err    error
 }
 
-func (s *Idle) read(r io.Reader) {
+func (s *Live) read(r io.Reader) {
 	defer close(s.pieces)
+	size := liveReadMin
 	for {
 		var buf []byte
 		select {
@@ -177,9 +190,15 @@ func (s *Idle) read(r io.Reader) {
 		case <-s.done:
 			return
 		}
-		n, err := r.Read(buf)
+		if cap(buf) < size {
+			buf = make([]byte, size)
+		}
+		n, err := r.Read(buf[:size])
+		if n == size && size < liveReadMax {
+			size *= 2 // the input is fast: read more at once
+		}
 		select {
-		case s.pieces <- piece{b: buf[:n], buf: buf, err: err}:
+		case s.pieces <- piece{b: buf[:n], buf: buf, at: time.Now(), err: err}:
 		case <-s.done:
 			return
 		}
@@ -190,35 +209,35 @@ func (s *Idle) read(r io.Reader) {
 }
 
 // Close stops the reading goroutine. It does not close the underlying reader.
-func (s *Idle) Close() { s.once.Do(func() { close(s.done) }) }
+func (s *Live) Close() { s.once.Do(func() { close(s.done) }) }
 
 // Next implements Source.
-func (s *Idle) Next(ctx context.Context) ([]byte, error) {
-	if s.cur == nil {
-		if s.err != nil {
-			return nil, s.err
-		}
-		buf, err := s.pool.Get(ctx)
-		if err != nil {
-			return nil, err
-		}
-		s.cur, s.n = buf, 0
-	}
+func (s *Live) Next(ctx context.Context) ([]byte, error) {
 	var timer *time.Timer
-	var timeout <-chan time.Time
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
-	for s.n < len(s.cur) && s.err == nil {
+	for s.err == nil && (s.cur == nil || s.n < len(s.cur)) {
 		if len(s.rest.b) == 0 && s.rest.buf != nil {
 			s.spare <- s.rest.buf
 			s.rest = piece{err: s.rest.err} // the error comes after the data
 		}
 		if len(s.rest.b) > 0 {
+			if s.cur == nil {
+				buf, err := s.pool.Get(ctx)
+				if err != nil {
+					return nil, err
+				}
+				s.cur = buf
+			}
+			if s.n == 0 {
+				s.first = s.rest.at
+			}
 			c := copy(s.cur[s.n:], s.rest.b)
 			s.n += c
+			s.last = s.rest.at
 			s.rest.b = s.rest.b[c:]
 			continue
 		}
@@ -226,22 +245,28 @@ func (s *Idle) Next(ctx context.Context) ([]byte, error) {
 			s.err = s.rest.err
 			break
 		}
-		if s.n > 0 && timeout == nil {
-			timer = time.NewTimer(s.idle)
-			timeout = timer.C
+		var due <-chan time.Time
+		if s.n > 0 {
+			wait := min(time.Until(s.first.Add(s.flush)), time.Until(s.last.Add(s.idle)))
+			if wait <= 0 {
+				return s.cut(ctx)
+			}
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			due = timer.C
 		}
 		select {
 		case p, ok := <-s.pieces:
 			if !ok {
-				s.err = io.EOF
-				break
+				s.rest = piece{err: io.EOF}
+				continue
 			}
 			s.rest = p
-			if len(p.b) > 0 && timer != nil { // data arrived: restart the idle clock
-				timer.Reset(s.idle)
-			}
-		case <-timeout:
-			return s.cut(), nil
+		case <-due:
+			return s.cut(ctx)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -250,15 +275,30 @@ func (s *Idle) Next(ctx context.Context) ([]byte, error) {
 		s.err = io.EOF
 	}
 	if s.n == 0 {
-		s.pool.Put(s.cur)
-		s.cur = nil
+		if s.cur != nil {
+			s.pool.Put(s.cur)
+			s.cur = nil
+		}
 		return nil, s.err
 	}
-	return s.cut(), nil
+	return s.cut(ctx)
 }
 
-func (s *Idle) cut() []byte {
-	b := s.cur[:s.n]
-	s.cur, s.n = nil, 0
-	return b
+// cut hands on the bytes in cur: cur itself when it is at least half
+// full, else a copy in a buffer of their size, keeping cur for the next
+// chunk.
+func (s *Live) cut(ctx context.Context) ([]byte, error) {
+	n := s.n
+	if n >= len(s.cur)/2 || s.err != nil {
+		b := s.cur[:n]
+		s.cur, s.n = nil, 0
+		return b, nil
+	}
+	b, err := s.pool.GetLen(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	copy(b, s.cur[:n])
+	s.n = 0
+	return b, nil
 }

@@ -42,10 +42,10 @@ func TestFullCutsWholeChunks(t *testing.T) {
 	}
 }
 
-func TestIdleFlushesSlowInput(t *testing.T) {
+func TestLiveFlushesSlowInput(t *testing.T) {
 	pool := NewPool(1<<20, 2)
 	pr, pw := io.Pipe()
-	src := NewIdle(pr, pool, 20*time.Millisecond)
+	src := NewLive(pr, pool, 20*time.Millisecond)
 	defer src.Close()
 	go pw.Write([]byte("first"))
 	start := time.Now()
@@ -69,11 +69,11 @@ func TestIdleFlushesSlowInput(t *testing.T) {
 }
 
 // A read error that comes with the last bytes must not be taken for EOF.
-func TestIdleKeepsReadError(t *testing.T) {
+func TestLiveKeepsReadError(t *testing.T) {
 	pool := NewPool(1<<20, 2)
 	boom := errors.New("boom")
 	r := iotest.DataErrReader(io.MultiReader(bytes.NewReader([]byte("data")), iotest.ErrReader(boom)))
-	src := NewIdle(r, pool, time.Hour)
+	src := NewLive(r, pool, time.Hour)
 	defer src.Close()
 	got, err := collect(t, src, pool)
 	if !errors.Is(err, boom) {
@@ -136,5 +136,77 @@ func TestFullRampsUpToThePoolSize(t *testing.T) {
 	want := []int{Ramp[0], Ramp[1], size, size, 3*size - Ramp[0] - Ramp[1] - 2*size}
 	if fmt.Sprint(lens) != fmt.Sprint(want) || total != len(data) {
 		t.Errorf("chunk lengths %v, want %v (the ramp, then full chunks)", lens, want)
+	}
+}
+
+// Input that never pauses must still be cut within the flush bound of each
+// byte's arrival: an idle timer that restarts on every write would hold
+// it until the chunk is full.
+func TestLiveBoundsDelayOfSteadyInput(t *testing.T) {
+	const flush = 50 * time.Millisecond
+	pool := NewPool(1<<20, 4)
+	pr, pw := io.Pipe()
+	src := NewLive(pr, pool, flush)
+	defer src.Close()
+	const lines = 150 // one every 4 ms: never idle for flush/4
+	go func() {
+		for i := range lines {
+			// Each line says which it is and when it was written.
+			fmt.Fprintf(pw, "%03d %d\n", i, time.Now().UnixNano())
+			time.Sleep(4 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	var worst time.Duration
+	next, chunks := 0, 0
+	for {
+		b, err := src.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		chunks++
+		for line := range bytes.SplitSeq(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+			var i int
+			var at int64
+			if _, err := fmt.Sscanf(string(line), "%d %d", &i, &at); err != nil || i != next {
+				t.Fatalf("line %q, want line %d", line, next)
+			}
+			worst = max(worst, now.Sub(time.Unix(0, at)))
+			next++
+		}
+		pool.Put(b)
+	}
+	if next != lines {
+		t.Fatalf("got %d lines, want %d", next, lines)
+	}
+	// Generous for a loaded machine; without the bound every line waits
+	// for the end of input (0.6 s) or a full chunk.
+	if worst > flush+250*time.Millisecond {
+		t.Errorf("a line was handed on %v after it was written; the bound is %v", worst, flush)
+	}
+	if chunks < 4 {
+		t.Errorf("%d chunks for 0.6 s of steady input with a %v bound: it was not cut as it arrived", chunks, flush)
+	}
+}
+
+// A trickle is handed on in buffers of its own size, so following many
+// slow files does not hold a full chunk buffer per chunk in flight.
+func TestLiveSmallChunksInSmallBuffers(t *testing.T) {
+	pool := NewPool(1<<20, 4)
+	pr, pw := io.Pipe()
+	src := NewLive(pr, pool, time.Millisecond)
+	defer src.Close()
+	defer pw.Close()
+	go pw.Write([]byte("one line\n"))
+	b, err := src.Next(context.Background())
+	if err != nil || string(b) != "one line\n" {
+		t.Fatalf("Next = %q, %v", b, err)
+	}
+	if cap(b) >= 1<<19 {
+		t.Errorf("a %d-byte chunk came in a %d-byte buffer", len(b), cap(b))
 	}
 }

@@ -196,6 +196,7 @@ type ChunkRef struct {
 	Seq    int64
 	Len    int
 	Digest wire.Digest // for Commit
+	Prefix wire.Digest // for Commit: of the file up to the end of this chunk
 }
 
 // Reserve takes budget for chunks, in order, as many as fit. It returns how
@@ -258,10 +259,10 @@ func (ch Channel) Commit(ctx context.Context, id string, chunks []ChunkRef) erro
 	if len(chunks) == 0 {
 		return nil
 	}
-	args := make([]string, 0, 2+3*len(chunks))
+	args := make([]string, 0, 2+4*len(chunks))
 	args = append(args, id, now())
 	for _, c := range chunks {
-		args = append(args, strconv.FormatInt(c.Seq, 10), strconv.Itoa(c.Len), c.Digest.String())
+		args = append(args, strconv.FormatInt(c.Seq, 10), strconv.Itoa(c.Len), c.Digest.String(), c.Prefix.String())
 	}
 	first, last := chunks[0].Seq, chunks[len(chunks)-1].Seq
 	r, err := ch.luaString(ctx, fmt.Sprintf("commit chunks %d-%d", first, last), luaCommit, args...)
@@ -389,6 +390,50 @@ func (ch Channel) Index(ctx context.Context, id string, from, to int64, maxLen i
 		return nil, err
 	}
 	return parseEntries(xs, maxLen)
+}
+
+// Stored is what remains in Redis of a file's committed chunks: the index
+// entries from the lowest one still kept, and the length and digest of
+// the prefix before it, whose entries were trimmed.
+type Stored struct {
+	First   int64       // seq of the first entry kept
+	Offset  int64       // bytes before it
+	Prefix  wire.Digest // their digest, if Offset > 0
+	Entries []wire.Entry
+}
+
+// Stored returns the index entries of the file's chunks up to seq to and
+// the trimmed prefix before them, consistently: a trim between the two
+// reads is noticed and they are read again.
+func (ch Channel) Stored(ctx context.Context, id string, to int64, maxLen int) (Stored, error) {
+	for {
+		es, err := ch.Index(ctx, id, 1, to, maxLen)
+		if err != nil {
+			return Stored{}, err
+		}
+		rec, err := ch.File(ctx, id)
+		if err != nil {
+			return Stored{}, err
+		}
+		first := rec.Low // where the kept entries must start
+		if rec.Offset == 0 {
+			first = 1
+		}
+		if len(es) > 0 && es[0].Seq == first || len(es) == 0 && first > to {
+			return Stored{First: first, Offset: rec.Offset, Prefix: rec.Prefix, Entries: es}, nil
+		}
+		if len(es) > 0 && es[0].Seq < first {
+			continue // trimmed meanwhile
+		}
+		return Stored{}, fmt.Errorf("%w: index of file %s starts at chunk %d, its record says %d", wire.ErrMalformed, id, entrySeq(es), first)
+	}
+}
+
+func entrySeq(es []wire.Entry) int64 {
+	if len(es) == 0 {
+		return 0
+	}
+	return es[0].Seq
 }
 
 func parseEntries(xs []rueidis.XRangeEntry, maxLen int) ([]wire.Entry, error) {

@@ -24,16 +24,22 @@ type Entry struct {
 	Seq    int64
 	Len    int    // ChunkEntry: bytes in the chunk
 	Digest Digest // ChunkEntry: chunk digest; EOFEntry: whole-file digest
-	Size   int64  // EOFEntry: file size
-	Reason string // AbortEntry: why
+	// ChunkEntry, if HasPrefix: the digest of the file's bytes from its
+	// start to the end of this chunk. It lets a reader check a prefix
+	// whose chunks were trimmed, and a sender complete what it sent.
+	Prefix    Digest
+	HasPrefix bool
+	Size      int64  // EOFEntry: file size
+	Reason    string // AbortEntry: why
 }
 
 // EntryID returns the index stream ID of chunk (or end entry) seq.
 func EntryID(seq int64) string { return "0-" + strconv.FormatInt(seq, 10) }
 
-// ChunkFields returns the fields of a chunk entry.
-func ChunkFields(n int, d Digest) []string {
-	return []string{"n", strconv.Itoa(n), "h", d.String()}
+// ChunkFields returns the fields of a chunk entry: its length, digest and
+// prefix digest.
+func ChunkFields(n int, d, prefix Digest) []string {
+	return []string{"n", strconv.Itoa(n), "h", d.String(), "p", prefix.String()}
 }
 
 // ParseEntry decodes an index entry from its stream ID and fields.
@@ -72,6 +78,12 @@ func ParseEntry(id string, fields map[string]string, maxLen int) (Entry, error) 
 		e.Len = n
 		if e.Digest, err = ParseDigest(fields["h"]); err != nil {
 			return e, err
+		}
+		if p, ok := fields["p"]; ok { // absent from entries of older senders
+			if e.Prefix, err = ParseDigest(p); err != nil {
+				return e, err
+			}
+			e.HasPrefix = true
 		}
 	}
 	return e, nil

@@ -68,7 +68,17 @@ type File struct {
 	Sender    string    // host and pid of the sender
 	Chunks    int64     // chunks committed so far
 	Low       int64     // lowest chunk number still stored (released below)
-	Reason    string    // why the upload was aborted
+	// Offset is the length of the prefix whose chunks (1..Low-1) were
+	// trimmed along with their index entries, and Prefix its digest; a
+	// reader resuming a partial copy checks that prefix against it.
+	// Offset is 0 while the whole index is kept.
+	Offset int64
+	Prefix Digest
+	// Live marks an upload read from input that arrives over time (a pipe,
+	// a followed log): chunks every group has consumed are trimmed as it
+	// flows, not only when the budget is full.
+	Live   bool
+	Reason string // why the upload was aborted
 }
 
 // MaxChunkSize bounds the chunk size a reader accepts from a record, so a
@@ -87,7 +97,15 @@ func (f *File) Fields() []string {
 		"size", "-1",
 		"alg", Algorithm,
 		"sender", f.Sender,
+		"live", live(f.Live),
 	}
+}
+
+func live(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // ParseFile decodes a file record from its hash fields. It rejects records
@@ -137,6 +155,7 @@ func ParseFile(h map[string]string) (*File, error) {
 	f.ModTime = time.Unix(0, num("mtime", math.MinInt64, math.MaxInt64))
 	f.Created = time.UnixMilli(num("created", 0, math.MaxInt64))
 	f.Heartbeat = time.UnixMilli(num("hb", 0, math.MaxInt64))
+	f.Offset = num("off", 0, math.MaxInt64)
 	if err != nil {
 		return nil, err
 	}
@@ -158,5 +177,11 @@ func ParseFile(h map[string]string) (*File, error) {
 			return nil, err
 		}
 	}
+	if f.Offset > 0 {
+		if f.Prefix, err = ParseDigest(h["pre"]); err != nil {
+			return nil, err
+		}
+	}
+	f.Live = h["live"] == "1"
 	return f, nil
 }

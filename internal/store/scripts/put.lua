@@ -62,7 +62,7 @@ redis.call('HSET', fk, 'size', size, 'digest', digest)
 if size > 0 then
   redis.call('SET', fk .. ':c:1', value)
   redis.call('INCRBY', base .. 'bytes', size)
-  redis.call('XADD', fk .. ':idx', '0-1', 'n', size, 'h', digest)
+  redis.call('XADD', fk .. ':idx', '0-1', 'n', size, 'h', digest, 'p', digest)
 end
 redis.call('XADD', fk .. ':idx', '0-' .. (n + 1), 'eof', '1', 'size', size, 'h', digest)
 redis.call('SADD', fk .. ':need', unpack(redis.call('SMEMBERS', base .. 'groups')))
