@@ -208,5 +208,14 @@ func (c *Client) deadOnThisHost(holder string) bool {
 		defer c.mu.Unlock()
 		return c.abandoned[holder]
 	}
-	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		return true
+	}
+	// A process killed but not yet reaped by its parent is a zombie: dead.
+	stat, err := os.ReadFile("/proc/" + pidStr + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndex(string(stat), ") ") // the command name may hold both
+	return i >= 0 && strings.HasPrefix(string(stat[i+2:]), "Z")
 }

@@ -3,6 +3,7 @@ module github.com/filecast/filecast
 go 1.26.8
 
 require (
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/klauspost/compress v1.20.4
 	github.com/phuslu/iploc v1.0.20260915
 	github.com/redis/rueidis v1.0.79

@@ -137,6 +137,9 @@ type SendOptions struct {
 	Batch string
 }
 
+// DefaultSettle is the default of WatchOptions.Settle.
+const DefaultSettle = time.Second
+
 // DefaultFlush is the default of SendOptions.Flush.
 const DefaultFlush = 100 * time.Millisecond
 

@@ -221,23 +221,26 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		if res.Status == store.BeginNew {
 			break
 		}
-		ok, err := u.resume(ctx, r)
+		differs, err := u.resume(ctx, r)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
+		if differs == "" {
 			info.Resumed = true
 			break
 		}
-		// The source changed since the interrupted upload: it was aborted.
+		c.log.Info("the input differs from the interrupted upload; aborting it", "id", u.id, "why", differs)
+		if err := u.ch.Abort(ctx, u.id, differs+"; sent again as a new file"); err != nil {
+			return nil, err
+		}
 		s, seekable := r.(io.Seeker)
 		if !seekable || attempt > 0 {
-			return nil, fmt.Errorf("%w: the input differs from the interrupted upload of %s, which was aborted; send it again", ErrAborted, meta.Name)
+			return nil, fmt.Errorf("%w: the input differs from the interrupted upload of %s (%s), which was aborted; send it again", ErrAborted, meta.Name, differs)
 		}
 		if _, err := s.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
-		u.hash, u.size, u.seq, u.committed = chunk.NewHasher(), 0, 0, 0
+		u.reset()
 	}
 	// A regular file is read whole; anything else is cut as it arrives.
 	var src chunk.Source
@@ -377,55 +380,87 @@ type upload struct {
 }
 
 // resume continues the upload u.id: it re-reads the committed chunks from r
-// and checks them. It reports false if r differs (the upload is aborted).
-func (u *upload) resume(ctx context.Context, r io.Reader) (bool, error) {
+// and checks them. If r differs it says where, and leaves the upload as it
+// is for the caller to abort or complete (completeAsSent).
+func (u *upload) resume(ctx context.Context, r io.Reader) (differs string, err error) {
+	u.reset()
 	rec, err := u.ch.File(ctx, u.id)
 	if err != nil {
-		return false, corrupt(err)
+		return "", corrupt(err)
 	}
 	if rec.ChunkSize != u.c.opt.ChunkSize {
-		return false, u.ch.Abort(ctx, u.id, fmt.Sprintf("resumed with chunk size %d instead of %d; sent again as a new file", u.c.opt.ChunkSize, rec.ChunkSize))
+		return fmt.Sprintf("resumed with chunk size %d instead of %d", u.c.opt.ChunkSize, rec.ChunkSize), nil
 	}
 	n, err := u.ch.Resume(ctx, u.id)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	stored, err := u.ch.Stored(ctx, u.id, n, wire.MaxChunkSize)
 	if err != nil {
-		return false, corrupt(err)
-	}
-	changed := func(where string) (bool, error) {
-		u.c.log.Info("source changed since the interrupted upload; aborting it", "id", u.id, "at", where)
-		return false, u.ch.Abort(ctx, u.id, "source changed "+where+"; sent again as a new file")
+		return "", corrupt(err)
 	}
 	if stored.Offset > 0 { // chunks trimmed with their index entries: check their digest
 		m, err := io.CopyN(u.hash, r, stored.Offset)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return false, err
+			return "", err
 		}
 		if m != stored.Offset || u.hash.Sum() != stored.Prefix {
-			return changed(fmt.Sprintf("in its first %d bytes", stored.Offset))
+			return fmt.Sprintf("source changed in its first %d bytes", stored.Offset), nil
 		}
 		u.size = stored.Offset
 	}
 	buf := make([]byte, u.c.opt.ChunkSize)
 	for _, e := range stored.Entries {
 		if e.Kind != wire.ChunkEntry || e.Len > len(buf) {
-			return false, u.ch.Abort(ctx, u.id, fmt.Sprintf("index entry %d unusable for resume; sent again as a new file", e.Seq))
+			return fmt.Sprintf("index entry %d unusable for resume", e.Seq), nil
 		}
 		m, err := io.ReadFull(r, buf[:e.Len])
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			return false, err
+			return "", err
 		}
 		if m != e.Len || chunk.Sum(buf[:m]) != e.Digest {
-			return changed(fmt.Sprintf("at chunk %d", e.Seq))
+			return fmt.Sprintf("source changed at chunk %d", e.Seq), nil
 		}
 		u.hash.Write(buf[:m])
 		u.size += int64(m)
 	}
 	u.seq, u.committed = n, u.size
 	u.c.log.Info("resuming upload", "id", u.id, "chunks", u.seq, "bytes", u.size)
-	return true, nil
+	return "", nil
+}
+
+// reset forgets what was read from a source, to read one from its start.
+func (u *upload) reset() {
+	u.hash, u.size, u.seq, u.committed = chunk.NewHasher(), 0, 0, 0
+}
+
+// completeAsSent completes the upload with the chunks committed so far,
+// for a source that cannot continue it (a followed file that vanished or
+// changed while its sender was down): their prefix digest is the file's
+// digest, so nothing needs to be read again. It returns the size.
+func (u *upload) completeAsSent(ctx context.Context) (int64, wire.Digest, error) {
+	n, err := u.ch.Resume(ctx, u.id)
+	if err != nil {
+		return 0, wire.Digest{}, err
+	}
+	stored, err := u.ch.Stored(ctx, u.id, n, wire.MaxChunkSize)
+	if err != nil {
+		return 0, wire.Digest{}, corrupt(err)
+	}
+	size, digest := stored.Offset, stored.Prefix
+	if size == 0 {
+		digest = chunk.NewHasher().Sum()
+	}
+	for _, e := range stored.Entries {
+		if e.Kind != wire.ChunkEntry || !e.HasPrefix {
+			return 0, wire.Digest{}, fmt.Errorf("%w: chunk %d of the upload has no prefix digest to complete it with", ErrCorrupt, e.Seq)
+		}
+		size, digest = size+int64(e.Len), e.Prefix
+	}
+	if _, err := u.ch.Complete(ctx, u.id, size, digest, nil); err != nil {
+		return 0, wire.Digest{}, err
+	}
+	return size, digest, nil
 }
 
 // abortCancelled aborts the upload after ctx was cancelled

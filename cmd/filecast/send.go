@@ -29,13 +29,22 @@ type sendOptions struct {
 	json     bool
 	resend   bool
 	batch    string
+
+	// --follow and --watch
+	follow, watch bool
+	fromStart     bool
+	linger        time.Duration
+	poll          time.Duration
+	exclude       []string
+	settle        time.Duration
+	removeSent    bool
 }
 
 func newSend(g *globals) *cobra.Command {
 	o := &sendOptions{}
 	cmd := &cobra.Command{
-		Use:   "send CHANNEL PATH...",
-		Short: "Publish files, directories or stdin to a channel",
+		Use:   "send CHANNEL (PATH... | --follow PATH... | --watch DIR)",
+		Short: "Publish files, directories, stdin, growing logs or a drop folder to a channel",
 		Long: `Publish files to CHANNEL. Each file is announced before its first chunk is
 stored, so receivers start processing it while it is still uploading.
 
@@ -46,6 +55,30 @@ steadily it keeps coming, so receivers see it within a fraction of a
 second. Stdin cannot be read again: an interrupted send of it is aborted
 (receivers discard it); to ship a growing log so that a restart continues
 it, use --follow. Mode and modification time are kept.
+
+--follow PATH... follows files as they grow, like tail -F, until stopped.
+A PATH is a file, a directory (its files) or a quoted glob ('/var/log/*.log');
+files that appear later are followed too, and a file that does not exist
+yet is waited for. It starts at the end of the files there are (--from-start
+sends what they hold), and every appended byte reaches Redis within --flush.
+Each generation of a file is sent as its own file named NAME-STAMP, the UTC
+time it began (app.log-20261206T204533.123Z), so "recv --dir" keeps every
+generation; it is completed when the file is rotated away (renamed or
+removed: logrotate's create; its writer gets --linger to add late bytes) or
+truncated (copytruncate: the rest is read from the copy beside it). In a
+directory or glob, rotated copies (app.log.1, *.gz, app.log-20261206) and
+dot files are not followed. The follower keeps its position in Redis: run
+again with the same paths (or --batch NAME) after any stop, even a kill, it
+continues every open generation exactly where the stored data ends.
+
+--watch DIR sends every regular file that appears in DIR or below it, is
+renamed into it, or changes, once it is complete: unchanged for --settle
+(1s). Each version of a file is sent once, named by its path relative to
+DIR. Dot files, *.tmp, *.part and --exclude patterns are ignored, so a
+writer that writes under a temporary name and renames it is sent at once
+after the rename settles. A watcher restarted sends what arrived while it
+was down and nothing it had sent. --remove-sent deletes each file once its
+upload is complete.
 
 The channel holds at most --max-bytes of file data in Redis; the sender
 waits while it is full, and a file larger than the budget streams through
@@ -70,9 +103,24 @@ files sent after they joined.`,
   tail -F /var/log/app.log | filecast send logs - --name app.live.log
 
   # send a batch and mark its end for "recv --until-eof"
-  filecast send --eof --max-bytes 256MiB datasets ./shards`,
+  filecast send --eof --max-bytes 256MiB datasets ./shards
+
+  # follow logs through rotation; receivers keep every generation
+  filecast send logs --follow /var/log/app.log '/var/log/nginx/*.log'
+
+  # a drop folder: whatever lands in /srv/outbox is sent, then removed
+  filecast send inbox --watch /srv/outbox --remove-sent`,
 		Args: minArgs(2, "a CHANNEL and at least one PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkSendModes(cmd, o, args[1:]); err != nil {
+				return err
+			}
+			switch {
+			case o.follow:
+				return runFollow(cmd.Context(), g, o, args[0], args[1:], cmd.OutOrStdout(), cmd.ErrOrStderr())
+			case o.watch:
+				return runWatch(cmd.Context(), g, o, args[0], args[1], cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			return runSend(cmd.Context(), g, o, args[0], args[1:], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -83,8 +131,54 @@ files sent after they joined.`,
 	f.StringVar(&o.maxBytes, "max-bytes", "", "budget: most file data the channel may hold in Redis (default: keep the channel's, else 1GiB)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file on stdout (skipped ones too)")
 	f.BoolVar(&o.resend, "resend", false, "send again the files an interrupted run of this command had sent")
-	f.StringVar(&o.batch, "batch", "", "name this run, so a rerun with the same name skips what it sent (default: from the host name and the paths)")
+	f.StringVar(&o.batch, "batch", "", "name this run, follower or watcher, so a rerun with the same name continues it (default: from the host name and the paths)")
+	f.BoolVar(&o.follow, "follow", false, "follow the PATHs (files, directories, globs) as they grow, through rotation, until stopped")
+	f.BoolVar(&o.fromStart, "from-start", false, "--follow: send what the files hold when first followed, not only what is appended")
+	f.DurationVar(&o.linger, "linger", filecast.DefaultLinger, "--follow: how long a rotated-away file is still read for late writes")
+	f.DurationVar(&o.poll, "poll", 0, "--follow, --watch: look for changes at this interval instead of using file system notifications")
+	f.StringArrayVar(&o.exclude, "exclude", nil, "--follow, --watch: do not send files whose name matches this glob (repeatable)")
+	f.BoolVar(&o.watch, "watch", false, "send every file that appears in or changes below the directory DIR, once complete")
+	f.DurationVar(&o.settle, "settle", filecast.DefaultSettle, "--watch: how long a file must stay unchanged to count as complete")
+	f.BoolVar(&o.removeSent, "remove-sent", false, "--watch: delete each file once its upload is complete")
 	return cmd
+}
+
+// checkSendModes refuses flags that do not go together.
+func checkSendModes(cmd *cobra.Command, o *sendOptions, paths []string) error {
+	changed := func(names ...string) string {
+		for _, n := range names {
+			if cmd.Flags().Changed(n) {
+				return "--" + n
+			}
+		}
+		return ""
+	}
+	switch {
+	case o.follow && o.watch:
+		return usagef("--follow and --watch do not go together: run one filecast for each")
+	case (o.follow || o.watch) && slices.Contains(paths, "-"):
+		return usagef("stdin (\"-\") cannot be followed or watched: pipe it with \"send CHANNEL - --name NAME\"")
+	case o.watch && len(paths) != 1:
+		return usagef("--watch takes exactly one DIR, got %d paths", len(paths))
+	}
+	if o.follow || o.watch {
+		if f := changed("name", "eof", "resend"); f != "" {
+			return usagef("%s does not go with --follow or --watch, which never end", f)
+		}
+	}
+	if f := changed("from-start", "linger"); f != "" && !o.follow {
+		return usagef("%s goes with --follow", f)
+	}
+	if f := changed("settle", "remove-sent"); f != "" && !o.watch {
+		return usagef("%s goes with --watch", f)
+	}
+	if f := changed("poll", "exclude"); f != "" && !o.follow && !o.watch {
+		return usagef("%s goes with --follow or --watch", f)
+	}
+	if o.flush <= 0 || o.linger < 0 || o.poll < 0 || o.settle <= 0 {
+		return usagef("--flush and --settle must be positive, --linger and --poll not negative")
+	}
+	return nil
 }
 
 // unfinishedFirst moves the files whose upload was interrupted (a send
@@ -120,9 +214,6 @@ type sendItem struct {
 }
 
 func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
-	if o.flush <= 0 {
-		return usagef("--flush must be positive, e.g. 100ms")
-	}
 	opt := filecast.SendOptions{Flush: o.flush}
 	if o.maxBytes != "" {
 		n, err := units.ParseBytes(o.maxBytes)

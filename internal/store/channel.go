@@ -363,6 +363,34 @@ func (ch Channel) Unfinished(ctx context.Context) (map[string]string, error) {
 	return up, err
 }
 
+// MarkFollower records that the follower name has run on the channel, and
+// reports whether this is its first run. token identifies the caller, so a
+// retry after a lost reply still learns it was the first.
+func (ch Channel) MarkFollower(ctx context.Context, name, token string) (first bool, err error) {
+	err = ch.c.retry(ctx, "mark follower", func(ctx context.Context) error {
+		old, err := ch.c.rc.Do(ctx, ch.b().Set().Key(ch.k.Follower(name)).Value(token).Nx().Get().Build()).ToString()
+		switch {
+		case rueidis.IsRedisNil(err): // it did not exist: set now
+			first = true
+			return nil
+		case err == nil:
+			first = old == token
+		}
+		return err
+	})
+	return first, err
+}
+
+// GroupCount returns how many receiver groups have joined the channel.
+func (ch Channel) GroupCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := ch.c.retry(ctx, "count groups", func(ctx context.Context) (err error) {
+		n, err = ch.c.rc.Do(ctx, ch.b().Scard().Key(ch.k.Groups()).Build()).AsInt64()
+		return err
+	})
+	return n, err
+}
+
 // File reads a file's record.
 func (ch Channel) File(ctx context.Context, id string) (*wire.File, error) {
 	var h map[string]string

@@ -65,5 +65,9 @@ func (k Keys) Chunk(id string, seq int64) string {
 // Batch is a hash of the files a batch of sends completed: name -> wire.Sent.
 func (k Keys) Batch(batch string) string { return k.base + "batch:" + batch }
 
+// Follower marks that a follower of that name has run on the channel
+// (its value: when it first did).
+func (k Keys) Follower(name string) string { return k.base + "follow:" + name }
+
 // Channels is the global set of channel names, for status without a channel.
 func Channels(prefix string) string { return prefix + ":channels" }

@@ -77,7 +77,11 @@ type File struct {
 	// Live marks an upload read from input that arrives over time (a pipe,
 	// a followed log): chunks every group has consumed are trimmed as it
 	// flows, not only when the budget is full.
-	Live   bool
+	Live bool
+	// Origin says where the sender reads the upload from, for the sender
+	// itself to find it again after a restart (a followed file). Readers
+	// ignore it.
+	Origin string
 	Reason string // why the upload was aborted
 }
 
@@ -98,6 +102,7 @@ func (f *File) Fields() []string {
 		"alg", Algorithm,
 		"sender", f.Sender,
 		"live", live(f.Live),
+		"origin", f.Origin,
 	}
 }
 
@@ -118,7 +123,7 @@ func ParseFile(h map[string]string) (*File, error) {
 		return nil, fmt.Errorf("%w: protocol version %q, want %q (upgrade filecast)", ErrMalformed, v, Version)
 	}
 	f := &File{Version: h["v"], Kind: Kind(h["kind"]), Name: h["name"], State: State(h["state"]),
-		Entry: h["entry"], Sender: h["sender"], Reason: h["reason"]}
+		Entry: h["entry"], Sender: h["sender"], Reason: h["reason"], Origin: h["origin"]}
 	switch f.Kind {
 	case KindFile:
 		if err := CheckName(f.Name); err != nil {

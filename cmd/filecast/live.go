@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/filecast/filecast"
+	"github.com/filecast/filecast/internal/units"
+	"github.com/filecast/filecast/internal/wire"
+)
+
+// liveOptions returns what --follow and --watch share: the budget and the
+// name of the follower or watcher.
+func liveOptions(o *sendOptions) (maxBytes int64, err error) {
+	if o.maxBytes != "" {
+		if maxBytes, err = units.ParseBytes(o.maxBytes); err != nil {
+			return 0, usagef("--max-bytes: %v", err)
+		}
+	}
+	if o.batch != "" {
+		if err := wire.CheckChannel("--batch", o.batch); err != nil {
+			return 0, usagef("%v", err)
+		}
+	}
+	return maxBytes, nil
+}
+
+// stopped is what an interrupted follower or watcher reports.
+func stopped(ctx context.Context, err error, what string) error {
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		return interruptedError{"stopped; run the same command again to " + what}
+	}
+	return err
+}
+
+func runFollow(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
+	maxBytes, err := liveOptions(o)
+	if err != nil {
+		return err
+	}
+	c, err := g.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	enc := json.NewEncoder(stdout)
+	opt := filecast.FollowOptions{Name: o.batch, FromStart: o.fromStart, Flush: o.flush, Linger: o.linger, Poll: o.poll,
+		Exclude: o.exclude, MaxBytes: maxBytes, OnEvent: func(e filecast.FollowEvent) {
+			if o.json {
+				enc.Encode(followJSON(channel, e))
+				return
+			}
+			printFollow(stderr, e, g.verbose > 0)
+		}}
+	err = c.Follow(ctx, channel, paths, opt)
+	return stopped(ctx, err, "continue every open file where it stopped")
+}
+
+// followOps names the FollowOps in --json output.
+var followOps = map[filecast.FollowOp]string{
+	filecast.FollowStarted: "started", filecast.FollowResumed: "resumed", filecast.FollowCompleted: "completed",
+	filecast.FollowWaiting: "waiting", filecast.FollowSkipped: "skipped", filecast.FollowPolling: "polling",
+}
+
+func followJSON(channel string, e filecast.FollowEvent) map[string]any {
+	m := map[string]any{"event": followOps[e.Op], "channel": channel}
+	if e.Path != "" {
+		m["path"] = e.Path
+	}
+	if e.File.ID != "" {
+		m["id"], m["name"] = e.File.ID, e.File.Name
+	}
+	switch e.Op {
+	case filecast.FollowStarted, filecast.FollowResumed:
+		m["offset"] = e.Offset
+	case filecast.FollowCompleted:
+		m["size"], m["digest"] = e.File.Size, e.File.Digest
+	}
+	if e.Err != nil {
+		m["error"] = e.Err.Error()
+	}
+	return m
+}
+
+func printFollow(w io.Writer, e filecast.FollowEvent, verbose bool) {
+	switch e.Op {
+	case filecast.FollowStarted:
+		from := "its start"
+		if e.Offset > 0 {
+			from = fmt.Sprintf("byte %d (its end)", e.Offset)
+		}
+		fmt.Fprintf(w, "following %s as %s from %s\n", e.Path, e.File.Name, from)
+	case filecast.FollowResumed:
+		fmt.Fprintf(w, "continuing %s from %s at byte %d\n", e.File.Name, e.Path, e.Offset)
+	case filecast.FollowCompleted:
+		if e.Err != nil {
+			fmt.Fprintf(w, "completed %s  %s: %v\n", e.File.Name, human(e.File.Size), e.Err)
+			return
+		}
+		fmt.Fprintf(w, "completed %s  %s (%s was rotated)\n", e.File.Name, human(e.File.Size), e.Path)
+	case filecast.FollowSkipped:
+		fmt.Fprintf(w, "warning: cannot follow %s now: %v; trying again later\n", e.Path, e.Err)
+	case filecast.FollowWaiting:
+		if verbose {
+			fmt.Fprintf(w, "waiting for %s: %v\n", e.Path, e.Err)
+		}
+	case filecast.FollowPolling:
+		if verbose {
+			fmt.Fprintf(w, "file system notifications unavailable (%v); polling for changes\n", e.Err)
+		}
+	}
+}
+
+func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir string, stdout, stderr io.Writer) error {
+	return usagef("--watch is not built yet")
+}
