@@ -94,6 +94,9 @@ type FollowEvent struct {
 	// Offset is where in the file the generation started (Started) or
 	// continues (Resumed).
 	Offset int64
+	// Reason says why a generation was completed: its file was rotated
+	// away, or truncated.
+	Reason string
 	Err    error
 }
 
@@ -498,8 +501,11 @@ func (fl *follower) check(path string, initial bool) {
 	case err != nil:
 		fl.missing(path, err)
 		return
+	case st.IsDir():
+		fl.missing(path, errors.New("it is a directory"))
+		return
 	case !st.Mode().IsRegular():
-		fl.missing(path, fmt.Errorf("%s is not a regular file", path))
+		fl.missing(path, errors.New("it is not a regular file"))
 		return
 	}
 	if why, ok := fl.absent[path]; ok {
@@ -683,7 +689,7 @@ func (fl *follower) send(g *generation) error {
 		return err
 	}
 	info.Size, info.Digest = u.size, u.hash.Sum().String()
-	fl.event(FollowEvent{Op: FollowCompleted, Path: g.path, File: info})
+	fl.event(FollowEvent{Op: FollowCompleted, Path: g.path, File: info, Reason: t.why})
 	return nil
 }
 

@@ -253,3 +253,41 @@ func TestAbortOnCancel(t *testing.T) {
 		t.Errorf("receiver results %+v, want the one upload aborted", results)
 	}
 }
+
+// Live uploads may never end: a member handles them as they come, without
+// a slot of its Concurrency, so they cannot starve every other file.
+func TestLiveUploadsDoNotHoldSlots(t *testing.T) {
+	c, _ := newClient(t, filecast.Options{ChunkSize: 4096})
+	ctx := context.Background()
+	c.Join(ctx, "n", "g")
+	col := newCollector()
+	_, wait := receive(t, c, "n", col.handle, filecast.ReceiveOptions{Group: "g", Concurrency: 1, UntilEOF: true})
+	var pipes []*io.PipeWriter
+	sent := make(chan error, 2)
+	for _, name := range []string{"a.log", "b.log"} {
+		pr, pw := io.Pipe()
+		pipes = append(pipes, pw)
+		go func() {
+			_, err := c.Send(ctx, "n", pr, filecast.Meta{Name: name}, filecast.SendOptions{Flush: time.Millisecond})
+			sent <- err
+		}()
+		pw.Write([]byte("open and not ending\n"))
+	}
+	mustSend(t, c, "n", "plain", []byte("a file sent after two live ones"), filecast.SendOptions{})
+	waitUntil(t, "the plain file while two live uploads are open", func() bool {
+		_, n := col.get("plain")
+		return n == 1
+	})
+	for _, pw := range pipes {
+		pw.Close()
+	}
+	for range pipes {
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SendEOF(ctx, "n")
+	if err := wait(); err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+}

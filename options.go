@@ -135,6 +135,9 @@ type SendOptions struct {
 	// that fits in one small chunk is published in a single round trip.
 	// Batch names follow the rules of channel names.
 	Batch string
+
+	// recordTTL replaces BatchTTL (Watch keeps its record longer).
+	recordTTL time.Duration
 }
 
 // DefaultSettle is the default of WatchOptions.Settle.
@@ -155,7 +158,9 @@ type ReceiveOptions struct {
 	// Member names this process within the group. A restarted member with
 	// the same name resumes its unfinished files first. default: host name
 	Member string
-	// Concurrency is how many files are handled at once. default: 1
+	// Concurrency is how many files are handled at once. Live uploads
+	// still in progress (a pipe, a followed log), which may never end, do
+	// not count: each is handled as it comes. default: 1
 	Concurrency int
 	// UntilEOF makes Receive return once the group has handled everything
 	// before an end-of-batch mark (Client.SendEOF).

@@ -455,6 +455,11 @@ func (r *receiver) work(ctx context.Context, a store.Announce, release func()) e
 		release() // a mark waits without holding a slot
 		return r.mark(fctx, a)
 	}
+	if rec.Live && rec.State == wire.Uploading {
+		// A live upload (a pipe, a followed log) may never end: it must not
+		// keep the member from every other file.
+		release()
+	}
 	return r.file(ctx, fctx, a, rec)
 }
 

@@ -186,7 +186,11 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		if err := wire.CheckChannel("batch", opt.Batch); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 		}
-		record = &store.Record{Batch: opt.Batch, TTL: BatchTTL, Sent: wire.Sent{Source: sourceOf(file)}}
+		ttl := BatchTTL
+		if opt.recordTTL > 0 {
+			ttl = opt.recordTTL
+		}
+		record = &store.Record{Batch: opt.Batch, TTL: ttl, Sent: wire.Sent{Source: sourceOf(file)}}
 	}
 	if opt.MaxBytes > 0 {
 		if err := c.SetBudget(ctx, channel, opt.MaxBytes); err != nil {

@@ -61,6 +61,7 @@ type tail struct {
 	lastData time.Time
 	copying  bool
 	ended    bool
+	why      string // why it ended, once it has
 }
 
 func newTail(ctx context.Context, log *slog.Logger, path string, f *os.File, id fileID, off int64, linger, recheck time.Duration) *tail {
@@ -105,6 +106,9 @@ func (t *tail) Read(p []byte) (int, error) {
 		}
 		if t.finished() {
 			t.ended = true
+			if t.why == "" {
+				t.why = "its file was rotated away"
+			}
 			return 0, io.EOF
 		}
 		if err := t.wait(); err != nil {
@@ -185,11 +189,12 @@ func (t *tail) truncate() {
 		t.log.Info("followed file truncated; finishing this generation from the copy beside it",
 			"path", t.path, "copy", cp.Name(), "at", t.off)
 		t.src, t.copying = cp, true
+		t.why = "its file was truncated; the rest came from the copy " + filepath.Base(cp.Name())
 		return
 	}
-	t.log.Warn("followed file truncated below what was read, and no copy of it was found: bytes written just before the truncation may be lost",
-		"path", t.path, "read", t.off)
+	t.log.Info("followed file truncated below what was read, and no copy of it was found", "path", t.path, "read", t.off)
 	t.ended = true
+	t.why = "its file was truncated (no copy of it was found: what was written just before, if anything, went with it)"
 }
 
 // findCopy looks beside the followed file for the copy a copytruncate

@@ -59,6 +59,24 @@ type cli struct {
 	t   *testing.T
 	srv *redistest.Server
 	url string // FILECAST_REDIS for every run
+	// wrap, if set, runs filecast through this command (setpriv, unshare):
+	// wrap[0] wrap[1:]... filecast args...
+	wrap []string
+}
+
+// wrapped returns a cli that runs filecast through the command wrap.
+func (c *cli) wrapped(wrap ...string) *cli {
+	w := *c
+	w.wrap = wrap
+	return &w
+}
+
+// command returns the command that runs filecast with args.
+func (c *cli) command(args ...string) *exec.Cmd {
+	if len(c.wrap) == 0 {
+		return exec.Command(cliBin, args...)
+	}
+	return exec.Command(c.wrap[0], append(append(c.wrap[1:len(c.wrap):len(c.wrap)], cliBin), args...)...)
 }
 
 // newCLI starts a private redis-server for t.
@@ -117,7 +135,7 @@ func (c *cli) run(args ...string) cliResult {
 // runWith runs filecast with stdin and extra environment variables.
 func (c *cli) runWith(stdin io.Reader, env []string, args ...string) cliResult {
 	c.t.Helper()
-	cmd := exec.Command(cliBin, args...)
+	cmd := c.command(args...)
 	cmd.Env = environ(c.url, env)
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
@@ -173,7 +191,7 @@ func (c *cli) startWith(env []string, piped bool, args ...string) *proc {
 		c.t.Fatal(err)
 	}
 	defer stderr.Close()
-	p.cmd = exec.Command(cliBin, args...)
+	p.cmd = c.command(args...)
 	p.cmd.Env = environ(c.url, env)
 	p.cmd.Stdout, p.cmd.Stderr = stdout, stderr
 	if piped {

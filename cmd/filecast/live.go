@@ -78,6 +78,9 @@ func followJSON(channel string, e filecast.FollowEvent) map[string]any {
 		m["offset"] = e.Offset
 	case filecast.FollowCompleted:
 		m["size"], m["digest"] = e.File.Size, e.File.Digest
+		if e.Reason != "" {
+			m["reason"] = e.Reason
+		}
 	}
 	if e.Err != nil {
 		m["error"] = e.Err.Error()
@@ -100,7 +103,7 @@ func printFollow(w io.Writer, e filecast.FollowEvent, verbose bool) {
 			fmt.Fprintf(w, "completed %s  %s: %v\n", e.File.Name, human(e.File.Size), e.Err)
 			return
 		}
-		fmt.Fprintf(w, "completed %s  %s (%s was rotated)\n", e.File.Name, human(e.File.Size), e.Path)
+		fmt.Fprintf(w, "completed %s  %s (%s)\n", e.File.Name, human(e.File.Size), e.Reason)
 	case filecast.FollowSkipped:
 		fmt.Fprintf(w, "warning: cannot follow %s now: %v; trying again later\n", e.Path, e.Err)
 	case filecast.FollowWaiting:
@@ -115,5 +118,60 @@ func printFollow(w io.Writer, e filecast.FollowEvent, verbose bool) {
 }
 
 func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir string, stdout, stderr io.Writer) error {
-	return usagef("--watch is not built yet")
+	maxBytes, err := liveOptions(o)
+	if err != nil {
+		return err
+	}
+	c, err := g.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	enc := json.NewEncoder(stdout)
+	opt := filecast.WatchOptions{Name: o.batch, Settle: o.settle, Exclude: o.exclude, RemoveSent: o.removeSent, Poll: o.poll,
+		MaxBytes: maxBytes, OnEvent: func(e filecast.WatchEvent) {
+			if o.json {
+				enc.Encode(watchJSON(channel, e))
+				return
+			}
+			switch e.Op {
+			case filecast.WatchSent:
+				fmt.Fprintf(stderr, "sent %s  %s\n", e.File.Name, human(e.File.Size))
+			case filecast.WatchUnchanged:
+				if g.verbose > 0 {
+					fmt.Fprintf(stderr, "already sent %s, unchanged\n", e.File.Name)
+				}
+			case filecast.WatchRemoved:
+				if g.verbose > 0 {
+					fmt.Fprintf(stderr, "removed %s\n", e.Path)
+				}
+			case filecast.WatchFailed:
+				fmt.Fprintf(stderr, "warning: cannot send %s now: %v; trying again when it changes\n", e.Path, e.Err)
+			case filecast.WatchPolling:
+				if g.verbose > 0 {
+					fmt.Fprintf(stderr, "file system notifications unavailable (%v); polling for changes\n", e.Err)
+				}
+			}
+		}}
+	err = c.Watch(ctx, channel, dir, opt)
+	return stopped(ctx, err, "send what arrives and what arrived meanwhile")
+}
+
+var watchOps = map[filecast.WatchOp]string{
+	filecast.WatchSent: "sent", filecast.WatchUnchanged: "unchanged", filecast.WatchRemoved: "removed",
+	filecast.WatchFailed: "failed", filecast.WatchPolling: "polling",
+}
+
+func watchJSON(channel string, e filecast.WatchEvent) map[string]any {
+	m := map[string]any{"event": watchOps[e.Op], "channel": channel}
+	if e.Path != "" {
+		m["path"] = e.Path
+	}
+	if e.File.ID != "" {
+		m["id"], m["name"], m["size"], m["digest"] = e.File.ID, e.File.Name, e.File.Size, e.File.Digest
+	}
+	if e.Err != nil {
+		m["error"] = e.Err.Error()
+	}
+	return m
 }

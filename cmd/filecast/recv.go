@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -177,8 +178,10 @@ type sink interface {
 	handle(ctx context.Context, f *filecast.File) error
 }
 
-// stdoutSink writes the files' bytes to w, one after another.
+// stdoutSink writes the files' bytes to w, one after another, or, while
+// live uploads (followed logs) arrive side by side, a whole line at a time.
 type stdoutSink struct {
+	mu         sync.Mutex
 	w          io.Writer
 	decompress bool
 }
@@ -189,7 +192,54 @@ func (s *stdoutSink) handle(ctx context.Context, f *filecast.File) error {
 		return err
 	}
 	defer done()
-	_, err = io.Copy(s.w, r)
+	lw := &lineWriter{s: s}
+	_, err = io.Copy(lw, r)
+	if ferr := lw.flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// lineWriter writes to a stdoutSink in whole lines, so that files arriving
+// side by side interleave by line, not mid-line. A line longer than
+// maxPending is written in pieces.
+type lineWriter struct {
+	s       *stdoutSink
+	pending []byte
+}
+
+const maxPending = 64 << 10
+
+func (lw *lineWriter) Write(p []byte) (int, error) {
+	end := bytes.LastIndexByte(p, '\n') + 1
+	if end == 0 && len(lw.pending)+len(p) <= maxPending {
+		lw.pending = append(lw.pending, p...)
+		return len(p), nil
+	}
+	if end == 0 {
+		end = len(p)
+	}
+	lw.s.mu.Lock()
+	_, err := lw.s.w.Write(lw.pending)
+	if err == nil {
+		_, err = lw.s.w.Write(p[:end])
+	}
+	lw.s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	lw.pending = append(lw.pending[:0], p[end:]...)
+	return len(p), nil
+}
+
+func (lw *lineWriter) flush() error {
+	if len(lw.pending) == 0 {
+		return nil
+	}
+	lw.s.mu.Lock()
+	defer lw.s.mu.Unlock()
+	_, err := lw.s.w.Write(lw.pending)
+	lw.pending = lw.pending[:0]
 	return err
 }
 

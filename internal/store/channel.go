@@ -345,6 +345,34 @@ func (ch Channel) Sent(ctx context.Context, batch, name string) (wire.Sent, bool
 	return s, err == nil, nil
 }
 
+// SentAll returns batch's whole record of sent files: name -> record (as
+// stored; parse with wire.ParseSent).
+func (ch Channel) SentAll(ctx context.Context, batch string) (map[string]string, error) {
+	var m map[string]string
+	err := ch.c.retry(ctx, "read batch record", func(ctx context.Context) (err error) {
+		m, err = ch.c.rc.Do(ctx, ch.b().Hgetall().Key(ch.k.Batch(batch)).Build()).AsStrMap()
+		return err
+	})
+	return m, err
+}
+
+// Forget removes names from batch's record of sent files.
+func (ch Channel) Forget(ctx context.Context, batch string, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	return ch.c.retry(ctx, "update batch record", func(ctx context.Context) error {
+		return ch.c.rc.Do(ctx, ch.b().Hdel().Key(ch.k.Batch(batch)).Field(names...).Build()).Error()
+	})
+}
+
+// KeepBatch makes batch's record of sent files expire ttl from now.
+func (ch Channel) KeepBatch(ctx context.Context, batch string, ttl time.Duration) error {
+	return ch.c.retry(ctx, "keep batch record", func(ctx context.Context) error {
+		return ch.c.rc.Do(ctx, ch.b().Pexpire().Key(ch.k.Batch(batch)).Milliseconds(ttl.Milliseconds()).Build()).Error()
+	})
+}
+
 // ForgetBatch deletes batch's record of sent files.
 func (ch Channel) ForgetBatch(ctx context.Context, batch string) error {
 	return ch.c.retry(ctx, "forget batch", func(ctx context.Context) error {
