@@ -258,6 +258,10 @@ func (r *receiver) loop(ctx context.Context) error {
 			if fin, err := r.finished(ctx); err != nil {
 				return err
 			} else if fin {
+				// Nothing is pending in the group: a file still being handled
+				// here was taken over and acknowledged by another member
+				// (this one was frozen), so it is lost to this one.
+				stop(fmt.Errorf("%w: the group finished the batch without this member", ErrLost))
 				return errFinished
 			}
 		}
@@ -484,12 +488,12 @@ func (r *receiver) file(ctx, fctx context.Context, a store.Announce, rec *wire.F
 		}
 	}
 	switch {
-	case ctx.Err() != nil:
-		return nil // not acknowledged: delivered again on restart
 	case errors.Is(context.Cause(fctx), ErrLost) || errors.Is(err, ErrLost):
 		res.Lost, res.Err = true, ErrLost
 		r.report(res)
 		return nil
+	case ctx.Err() != nil:
+		return nil // not acknowledged: delivered again on restart
 	case errors.Is(err, ErrUnavailable) || errors.Is(err, ErrAuth):
 		return err
 	}

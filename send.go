@@ -441,8 +441,9 @@ func (u *upload) reset() {
 // completeAsSent completes the upload with the chunks committed so far,
 // for a source that cannot continue it (a followed file that vanished or
 // changed while its sender was down): their prefix digest is the file's
-// digest, so nothing needs to be read again. It returns the size.
-func (u *upload) completeAsSent(ctx context.Context) (int64, wire.Digest, error) {
+// digest, so nothing needs to be read again. record, if not nil, gives the
+// batch record to complete it with. It returns the size and digest.
+func (u *upload) completeAsSent(ctx context.Context, record func(size int64, digest wire.Digest) *store.Record) (int64, wire.Digest, error) {
 	n, err := u.ch.Resume(ctx, u.id)
 	if err != nil {
 		return 0, wire.Digest{}, err
@@ -461,7 +462,11 @@ func (u *upload) completeAsSent(ctx context.Context) (int64, wire.Digest, error)
 		}
 		size, digest = size+int64(e.Len), e.Prefix
 	}
-	if _, err := u.ch.Complete(ctx, u.id, size, digest, nil); err != nil {
+	var rec *store.Record
+	if record != nil {
+		rec = record(size, digest)
+	}
+	if _, err := u.ch.Complete(ctx, u.id, size, digest, rec); err != nil {
 		return 0, wire.Digest{}, err
 	}
 	return size, digest, nil

@@ -54,12 +54,14 @@ type tail struct {
 	recheck time.Duration
 	wake    chan struct{}
 	// truncated is called once, on the reading goroutine, when the file was
-	// truncated below what was read.
-	truncated func()
+	// truncated below what was read, with the copy the rest is read from
+	// (zero if none was found).
+	truncated func(copy fileID)
 
 	rotated  time.Time // when path was first seen to name another file
 	lastData time.Time
 	copying  bool
+	cut      bool   // it ended because its file was truncated (the file goes on)
 	ended    bool
 	why      string // why it ended, once it has
 }
@@ -181,11 +183,17 @@ func (t *tail) finished() bool {
 // starts, and this one ends with the bytes the copy beside it holds, if a
 // copytruncate rotation made one.
 func (t *tail) truncate() {
+	t.cut = true
+	cp := t.findCopy()
 	if t.truncated != nil {
-		t.truncated()
+		var id fileID
+		if cp != nil {
+			id = t.copyIDOf(cp)
+		}
+		t.truncated(id)
 		t.truncated = nil
 	}
-	if cp := t.findCopy(); cp != nil {
+	if cp != nil {
 		t.log.Info("followed file truncated; finishing this generation from the copy beside it",
 			"path", t.path, "copy", cp.Name(), "at", t.off)
 		t.src, t.copying = cp, true
@@ -255,6 +263,22 @@ func (t *tail) wait() error {
 		return t.ctx.Err()
 	}
 	return nil
+}
+
+// copyID returns the copy the tail finished from, if any.
+func (t *tail) copyID() fileID {
+	if !t.copying {
+		return fileID{}
+	}
+	return t.copyIDOf(t.src)
+}
+
+func (t *tail) copyIDOf(f *os.File) fileID {
+	st, err := f.Stat()
+	if err != nil {
+		return fileID{}
+	}
+	return idOf(st)
 }
 
 // Close closes the files.

@@ -334,6 +334,9 @@ func TestChaosRedisRestartWithoutPersistence(t *testing.T) {
 		expectFail(t, send.wait(), 1, "no longer in redis")
 		expectFail(t, recv.wait(), 1, "lost its data", "run the receiver again")
 		for _, name := range tree(t, out) {
+			if slices.Contains(partFiles(t, out), name) {
+				continue // hidden, and kept for a resume (the data is gone from Redis, though)
+			}
 			want, ok := files[name]
 			got, err := os.ReadFile(filepath.Join(out, name))
 			if !ok || err != nil || !bytes.Equal(got, want) {

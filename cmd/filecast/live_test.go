@@ -103,13 +103,30 @@ func (l *appLog) rotate(how string) {
 // line numbers they hold, in that order, and how many there were.
 func generations(t *testing.T, out, base string) (lines []int, gens int) {
 	t.Helper()
-	names, _ := filepath.Glob(filepath.Join(out, base+"-*"))
+	byName := generationLines(t, out, base)
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		names = append(names, name)
+	}
 	sort.Strings(names) // the stamps sort in time order
+	for _, name := range names {
+		lines = append(lines, byName[name]...)
+	}
+	return lines, len(names)
+}
+
+// generationLines returns the line numbers each completed generation of
+// base in out holds, by name.
+func generationLines(t *testing.T, out, base string) map[string][]int {
+	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(out, base+"-*"))
+	byName := map[string][]int{}
 	for _, name := range names {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
+		lines := []int{}
 		for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
 			if l == "" {
 				continue
@@ -120,8 +137,9 @@ func generations(t *testing.T, out, base string) (lines []int, gens int) {
 			}
 			lines = append(lines, n)
 		}
+		byName[filepath.Base(name)] = lines
 	}
-	return lines, len(names)
+	return byName
 }
 
 // checkLines checks that lines are 0..n-1, each once, in order.

@@ -62,7 +62,7 @@ files that appear later are followed too, and a file that does not exist
 yet is waited for. It starts at the end of the files there are (--from-start
 sends what they hold), and every appended byte reaches Redis within --flush.
 Each generation of a file is sent as its own file named NAME-STAMP, the UTC
-time it began (app.log-20261206T204533.123Z), so "recv --dir" keeps every
+time it began (app.log-20261206T204533.123456Z), so "recv --dir" keeps every
 generation; it is completed when the file is rotated away (renamed or
 removed: logrotate's create; its writer gets --linger to add late bytes) or
 truncated (copytruncate: the rest is read from the copy beside it). In a

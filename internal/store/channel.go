@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -392,21 +393,24 @@ func (ch Channel) Unfinished(ctx context.Context) (map[string]string, error) {
 }
 
 // MarkFollower records that the follower name has run on the channel, and
-// reports whether this is its first run. token identifies the caller, so a
-// retry after a lost reply still learns it was the first.
-func (ch Channel) MarkFollower(ctx context.Context, name, token string) (first bool, err error) {
+// returns when it first did and whether that is now. token identifies the
+// caller, so a retry after a lost reply still learns it was the first.
+func (ch Channel) MarkFollower(ctx context.Context, name, token string) (started time.Time, first bool, err error) {
+	mark := token + " " + now()
 	err = ch.c.retry(ctx, "mark follower", func(ctx context.Context) error {
-		old, err := ch.c.rc.Do(ctx, ch.b().Set().Key(ch.k.Follower(name)).Value(token).Nx().Get().Build()).ToString()
+		old, err := ch.c.rc.Do(ctx, ch.b().Set().Key(ch.k.Follower(name)).Value(mark).Nx().Get().Build()).ToString()
 		switch {
 		case rueidis.IsRedisNil(err): // it did not exist: set now
-			first = true
-			return nil
-		case err == nil:
-			first = old == token
+			old, err = mark, nil
+		case err != nil:
+			return err
 		}
-		return err
+		tok, ms, _ := strings.Cut(old, " ")
+		n, _ := strconv.ParseInt(ms, 10, 64)
+		started, first = time.UnixMilli(n), tok == token
+		return nil
 	})
-	return first, err
+	return started, first, err
 }
 
 // GroupCount returns how many receiver groups have joined the channel.
