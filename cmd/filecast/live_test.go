@@ -308,6 +308,12 @@ func TestCLIFollowBadInput(t *testing.T) {
 	writeFile(t, secret, []byte("s\n"), 0o000)
 	noDAC := requireSetpriv(t)
 	expectFail(t, c.wrapped(noDAC...).run("send", "bad", "--follow", secret), 2, "cannot follow", "permission denied")
+	locked := filepath.Join(dir, "locked")
+	if err := os.Mkdir(locked, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	expectFail(t, c.wrapped(noDAC...).run("send", "bad", "--follow", locked), 2, "cannot follow", "permission denied")
+	expectFail(t, c.wrapped(noDAC...).run("send", "bad", "--watch", locked), 2, "cannot watch", "permission denied")
 }
 
 // requireSetpriv returns the command that runs a program without the

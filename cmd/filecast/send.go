@@ -75,8 +75,8 @@ continues every open generation exactly where the stored data ends.
 renamed into it, or changes, once it is complete: unchanged for --settle
 (1s). Each version of a file is sent once, named by its path relative to
 DIR. Dot files, *.tmp, *.part and --exclude patterns are ignored, so a
-writer that writes under a temporary name and renames it is sent at once
-after the rename settles. A watcher restarted sends what arrived while it
+writer that writes under a temporary name and renames the file when done
+is never sent half a file. A watcher restarted sends what arrived while it
 was down and nothing it had sent. --remove-sent deletes each file once its
 upload is complete.
 
@@ -100,7 +100,7 @@ files sent after they joined.`,
   filecast send logs /var/log/app.log /var/log/nginx
 
   # stream a command's output; receivers see it as it is produced
-  tail -F /var/log/app.log | filecast send logs - --name app.live.log
+  journalctl -f -o json | filecast send logs - --name journal.jsonl
 
   # send a batch and mark its end for "recv --until-eof"
   filecast send --eof --max-bytes 256MiB datasets ./shards
