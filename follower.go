@@ -60,12 +60,12 @@ type follower struct {
 	// done holds the files completed generations read, true for those
 	// read to their end (rotated away, or a copy): a file truncated at the
 	// end of its generation went on with bytes of another.
-	done map[fileID]bool
-	names    map[string]bool        // generation names in use or used
-	watched  map[string]bool        // directories under watch
-	absent   map[string]string      // spec paths with nothing to follow, and why (said once)
-	skipped  map[string]bool        // files that could not be opened (said once)
-	last     time.Time              // the newest stamp given
+	done    map[fileID]bool
+	names   map[string]bool   // generation names in use or used
+	watched map[string]bool   // directories under watch
+	absent  map[string]string // spec paths with nothing to follow, and why (said once)
+	skipped map[string]bool   // files that could not be opened (said once)
+	last    time.Time         // the newest stamp given
 }
 
 type msgKind int

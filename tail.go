@@ -61,7 +61,7 @@ type tail struct {
 	rotated  time.Time // when path was first seen to name another file
 	lastData time.Time
 	copying  bool
-	cut      bool   // it ended because its file was truncated (the file goes on)
+	cut      bool // it ended because its file was truncated (the file goes on)
 	ended    bool
 	why      string // why it ended, once it has
 }

@@ -110,7 +110,7 @@ func WatchName(dir string) string {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return "watch-" + chunk.Sum([]byte(host+"\x00"+dir)).String()[:16]
+	return "watch-" + chunk.Sum([]byte(host + "\x00" + dir)).String()[:16]
 }
 
 // watchWorkers is how many files a watcher sends at once.

@@ -31,7 +31,7 @@ func TestChaosFollow(t *testing.T) {
 		follow := c.start(args...)
 		waitFor(t, 20*time.Second, "the follower to start", func() bool { return strings.Contains(follow.stderr(), "following ") })
 		kills, stops := 0, 0
-		var steps []string // for a failure's report
+		var steps []string    // for a failure's report
 		changed := time.Now() // the last rotation, or start of a follower
 		startedAt := time.Now()
 		for range 12 {
