@@ -2,8 +2,9 @@
 
 package filecast
 
-import "time"
+import "os"
 
-// birthTime returns when the file at path was created, where the file
-// system records it.
-func birthTime(path string) (time.Time, bool) { return time.Time{}, false }
+// bornAt returns when the file at path (or, if path is empty, open as f)
+// was created, in Unix nanoseconds, where the file system records it; 0
+// elsewhere.
+func bornAt(path string, f *os.File) int64 { return 0 }

@@ -273,3 +273,49 @@ func TestFollowContinuesAfterRestart(t *testing.T) {
 		t.Errorf("%d generations, want the one", gens)
 	}
 }
+
+// A follower stopped while it still reads a file that was removed
+// finishes that file first: no later run could read what is left of it.
+// A file that is still there is left open for the next run.
+func TestFollowStopFinishesRemovedFile(t *testing.T) {
+	c, srv := newClient(t, filecast.Options{ChunkSize: 4096})
+	ctx := context.Background()
+	c.Join(ctx, "d", "g")
+	lc := &lineCollector{}
+	receive(t, c, "d", lc.handle, filecast.ReceiveOptions{Group: "g"})
+	path := filepath.Join(t.TempDir(), "app.log")
+	w := newLogWriter(t, path)
+	fctx, stop := context.WithCancel(ctx)
+	started := make(chan struct{}, 4)
+	followed := make(chan error, 1)
+	go func() {
+		followed <- c.Follow(fctx, "d", []string{path}, filecast.FollowOptions{Linger: time.Hour, Flush: 10 * time.Millisecond,
+			OnEvent: func(e filecast.FollowEvent) {
+				if e.Op == filecast.FollowStarted {
+					started <- struct{}{}
+				}
+			}})
+	}()
+	<-started
+	for range 20 {
+		w.line()
+	}
+	waitUntil(t, "the first lines", func() bool { return lc.count() == 20 })
+	// The file is removed; its writer still adds lines through its open
+	// descriptor, which only the follower's descriptor can read now.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		w.line()
+	}
+	time.Sleep(20 * time.Millisecond) // less than the follower's next look
+	stop()
+	if err := <-followed; err != context.Canceled {
+		t.Fatalf("Follow = %v", err)
+	}
+	// The removed file's generation was read to its end and completed.
+	waitUntil(t, "every line", func() bool { return lc.count() >= 30 })
+	lc.check(t, "app.log-", 30)
+	waitUntil(t, "the removed file's generation to be released", func() bool { return len(liveIDs(t, srv, "d")) == 0 })
+}

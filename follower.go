@@ -46,11 +46,19 @@ type follower struct {
 	started time.Time // its first run began
 	w       *fswatch.Watcher
 
-	ctx    context.Context
-	cancel context.CancelCauseFunc // a generation failed
-	wg     sync.WaitGroup
-	msgs   chan genMsg
-	evMu   sync.Mutex // OnEvent is never called twice at once
+	// ctx ends when the follower is to stop (its caller's ctx ends) or a
+	// generation failed. Generations run under gen, which outlives it by
+	// drainFor: at a stop, a generation whose file was removed (so no
+	// later run could read it) reads it to its end and completes it
+	// (stopping tells them); the others stop at once and stay open.
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	gen       context.Context
+	cancelGen context.CancelCauseFunc
+	stopping  chan struct{}
+	wg        sync.WaitGroup
+	msgs      chan genMsg
+	evMu      sync.Mutex // OnEvent is never called twice at once
 
 	// Owned by the run loop:
 	current  map[fileID]*generation // the generation reading each followed file's new bytes
@@ -163,8 +171,8 @@ func (fl *follower) loadDone(ctx context.Context) error {
 	for _, s := range fl.specs {
 		entries, _ := os.ReadDir(s.dir)
 		for _, e := range entries {
-			if st, err := e.Info(); err == nil {
-				there[idOf(st)] = true
+			if id, _, err := identify(filepath.Join(s.dir, e.Name())); err == nil {
+				there[id] = true
 			}
 		}
 	}
@@ -202,6 +210,20 @@ func (fl *follower) event(e FollowEvent) {
 func (fl *follower) run(ctx context.Context) error {
 	fl.ctx, fl.cancel = context.WithCancelCause(ctx)
 	defer fl.cancel(nil)
+	fl.gen, fl.cancelGen = context.WithCancelCause(context.WithoutCancel(ctx))
+	defer fl.cancelGen(nil)
+	fl.stopping = make(chan struct{})
+	go func() {
+		<-fl.ctx.Done()
+		close(fl.stopping)
+		if ctx.Err() == nil { // a generation failed: stop them all now
+			fl.cancelGen(context.Cause(fl.ctx))
+			return
+		}
+		t := time.AfterFunc(drainFor, func() { fl.cancelGen(ctx.Err()) })
+		<-fl.gen.Done()
+		t.Stop()
+	}()
 	var pollOnce sync.Once
 	fl.w = fswatch.New(fswatch.Options{Poll: fl.opt.Poll, ForcePoll: fl.opt.Poll > 0, OnPoll: func(reason error) {
 		pollOnce.Do(func() { fl.event(FollowEvent{Op: FollowPolling, Err: reason}) })
@@ -249,11 +271,16 @@ func (fl *follower) run(ctx context.Context) error {
 		}
 	}
 	fl.wg.Wait()
+	fl.cancelGen(nil)
 	if err := context.Cause(fl.ctx); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return ctx.Err()
 }
+
+// drainFor bounds how long a stopping follower reads files that were
+// removed to their end.
+const drainFor = 10 * time.Second
 
 // watch adds dir to the watcher, once it exists.
 func (fl *follower) watch(dir string) {
@@ -300,7 +327,7 @@ func (fl *follower) handle(m genMsg) {
 		for _, r := range m.done {
 			fl.done[r.id] = fl.done[r.id] || r.whole
 		}
-		if m.err != nil && fl.ctx.Err() == nil {
+		if m.err != nil && fl.ctx.Err() == nil && !errors.Is(m.err, errStopped) {
 			fl.cancel(m.err)
 		}
 	}
@@ -311,7 +338,7 @@ func (fl *follower) handle(m genMsg) {
 
 // check starts a generation for the file at path if none reads it.
 func (fl *follower) check(path string, initial bool) {
-	st, err := os.Stat(path)
+	id, st, err := identify(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		fl.missing(path, errNotThere)
@@ -330,7 +357,6 @@ func (fl *follower) check(path string, initial bool) {
 		delete(fl.absent, path)
 		fl.c.log.Info("file to follow appeared", "path", path, "was", why)
 	}
-	id := idOf(st)
 	if fl.current[id] != nil || fl.reading[id] != nil {
 		return
 	}
@@ -343,7 +369,7 @@ func (fl *follower) check(path string, initial bool) {
 		start = st.Size()
 	}
 	if g := fl.open(path, path, name, fl.stamp(time.Now()), start); g != nil {
-		fl.current[id] = g
+		fl.current[g.id] = g
 	}
 }
 
@@ -351,13 +377,11 @@ func (fl *follower) check(path string, initial bool) {
 // at path, from offset start; it says once if the file cannot be read.
 func (fl *follower) open(path, file, name string, stamp time.Time, start int64) *generation {
 	f, err := os.Open(file)
-	var st fs.FileInfo
-	if err == nil {
-		st, err = f.Stat()
-	}
 	g := &generation{path: path, start: start, f: f}
 	if err == nil {
-		g.id = idOf(st)
+		g.id, _, err = identifyOpen(f)
+	}
+	if err == nil {
 		g.name = fl.unique(name, stamp)
 		err = wire.CheckName(g.name)
 	}
@@ -524,18 +548,17 @@ func (fl *follower) discover() {
 			if !ok || !e.Type().IsRegular() || compressed.MatchString(e.Name()) {
 				continue
 			}
-			st, err := e.Info()
+			id, st, err := identify(p)
 			if err != nil || st.ModTime().Before(fl.started) || st.ModTime().After(quiet) {
 				continue
 			}
-			id := idOf(st)
 			if fl.done[id] || fl.reading[id] != nil {
 				continue // read to its end already, or being read
 			}
 			fl.c.log.Info("a rotated copy no generation read; sending it", "file", p)
-			born, ok := birthTime(p)
-			if !ok {
-				born = st.ModTime()
+			born := st.ModTime()
+			if id.born != 0 {
+				born = time.Unix(0, id.born)
 			}
 			fl.open(filepath.Join(s.dir, base), p, base, born, 0)
 		}

@@ -35,22 +35,35 @@ type generation struct {
 // origin is the generation's wire.File.Origin: what a restarted follower
 // needs to find its file again. The path is last: it may hold spaces.
 func (g *generation) origin(follower string) string {
-	return fmt.Sprintf("follow %s %d %d %d %s", follower, g.id.dev, g.id.ino, g.start, g.path)
+	return fmt.Sprintf("follow %s %s %d %s", follower, g.id, g.start, g.path)
+}
+
+// String formats a fileID as "dev:ino:born".
+func (id fileID) String() string { return fmt.Sprintf("%d:%d:%d", id.dev, id.ino, id.born) }
+
+func parseFileID(s string) (fileID, bool) {
+	f := strings.Split(s, ":")
+	if len(f) != 3 {
+		return fileID{}, false
+	}
+	dev, err1 := strconv.ParseUint(f[0], 10, 64)
+	ino, err2 := strconv.ParseUint(f[1], 10, 64)
+	born, err3 := strconv.ParseInt(f[2], 10, 64)
+	return fileID{dev, ino, born}, err1 == nil && err2 == nil && err3 == nil
 }
 
 // parseOrigin reads an origin written by origin, for follower.
 func parseOrigin(s, follower string) (*generation, bool) {
-	f := strings.SplitN(s, " ", 6)
-	if len(f) != 6 || f[0] != "follow" || f[1] != follower {
+	f := strings.SplitN(s, " ", 5)
+	if len(f) != 5 || f[0] != "follow" || f[1] != follower {
 		return nil, false
 	}
-	dev, err1 := strconv.ParseUint(f[2], 10, 64)
-	ino, err2 := strconv.ParseUint(f[3], 10, 64)
-	start, err3 := strconv.ParseInt(f[4], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || start < 0 || !filepath.IsAbs(f[5]) {
+	id, ok := parseFileID(f[2])
+	start, err := strconv.ParseInt(f[3], 10, 64)
+	if !ok || err != nil || start < 0 || !filepath.IsAbs(f[4]) {
 		return nil, false
 	}
-	return &generation{id: fileID{dev, ino}, start: start, path: f[5], resume: true}, true
+	return &generation{id: id, start: start, path: f[4], resume: true}, true
 }
 
 // doneSource is the source a completed generation is recorded with in the
@@ -61,32 +74,29 @@ func parseOrigin(s, follower string) (*generation, bool) {
 func (g *generation) doneSource(follower string, copy fileID, whole bool) string {
 	cp, end := "-", "truncated"
 	if copy != (fileID{}) {
-		cp = fmt.Sprintf("%d:%d", copy.dev, copy.ino)
+		cp = copy.String()
 	}
 	if whole {
 		end = "whole"
 	}
-	return fmt.Sprintf("follow %s %d %d %d %s %s %s", follower, g.id.dev, g.id.ino, g.start, cp, end, g.path)
+	return fmt.Sprintf("follow %s %s %d %s %s %s", follower, g.id, g.start, cp, end, g.path)
 }
 
 // parseDone reads a source written by doneSource.
 func parseDone(s, follower string) (g *generation, copy fileID, whole, ok bool) {
-	f := strings.SplitN(s, " ", 8)
-	if len(f) != 8 {
+	f := strings.SplitN(s, " ", 7)
+	if len(f) != 7 {
 		return nil, fileID{}, false, false
 	}
-	if g, ok = parseOrigin(strings.Join(append(f[:5:5], f[7]), " "), follower); !ok {
+	if g, ok = parseOrigin(strings.Join(append(f[:4:4], f[6]), " "), follower); !ok {
 		return nil, fileID{}, false, false
 	}
-	if d, i, found := strings.Cut(f[5], ":"); found {
-		dev, err1 := strconv.ParseUint(d, 10, 64)
-		ino, err2 := strconv.ParseUint(i, 10, 64)
-		if err1 != nil || err2 != nil {
+	if f[4] != "-" {
+		if copy, ok = parseFileID(f[4]); !ok {
 			return nil, fileID{}, false, false
 		}
-		copy = fileID{dev, ino}
 	}
-	return g, copy, f[6] == "whole", true
+	return g, copy, f[5] == "whole", true
 }
 
 // read is a file a generation read: to its end (whole), or up to a
@@ -102,7 +112,7 @@ type read struct {
 // in the follower's batch in the same step. It returns the files it
 // read, once completed.
 func (fl *follower) send(g *generation) ([]read, error) {
-	c, ctx := fl.c, fl.ctx
+	c, ctx := fl.c, fl.gen
 	located := !g.resume // tell the run loop, whatever happens, that it has looked
 	defer func() {
 		if !located {
@@ -168,6 +178,7 @@ func (fl *follower) send(g *generation) ([]read, error) {
 	}
 	defer t.Close()
 	t.truncated = func(copy fileID) { fl.msgs <- genMsg{gen: g, kind: msgReleased, copy: copy} }
+	t.stop = fl.stopping
 	g.tail.Store(t)
 	defer g.tail.Store(nil)
 	if err := u.run(ctx, chunk.NewLive(t, u.pool, fl.opt.Flush)); err != nil {
@@ -188,44 +199,40 @@ func (fl *follower) send(g *generation) ([]read, error) {
 
 // locate finds the file of a generation an earlier run left open and
 // checks that it still holds what was sent: the file itself at its path,
-// or renamed beside it (rename rotation), or the copy a copytruncate
+// or renamed beside it (rename rotation), or a copy a copytruncate
 // rotation left beside it (then copy is that copy). It returns a tail
 // continuing after what was sent, or nil if no file holds it.
 func (fl *follower) locate(ctx context.Context, u *upload, g *generation) (t *tail, copy fileID, err error) {
-	dir, base := filepath.Split(g.path)
-	var cands []string
-	if st, err := os.Stat(g.path); err == nil && idOf(st) == g.id {
-		cands = append(cands, g.path)
+	sent, last, err := u.committedTail(ctx)
+	if err != nil {
+		return nil, fileID{}, err
 	}
-	entries, _ := os.ReadDir(dir)
-	type copyCand struct {
+	dir, base := filepath.Split(g.path)
+	type cand struct {
 		path string
 		mod  time.Time
 	}
-	var copies []copyCand
+	var self, copies []cand
+	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
-		st, err := e.Info()
-		if p == g.path || err != nil || !st.Mode().IsRegular() {
-			continue
-		}
-		if idOf(st) == g.id {
-			cands = append(cands, p) // renamed
-		} else if strings.HasPrefix(e.Name(), base) && st.Size() >= g.start {
-			copies = append(copies, copyCand{p, st.ModTime()})
+		id, st, err := identify(p)
+		switch {
+		case err != nil || !st.Mode().IsRegular():
+		case id == g.id: // at its path, or renamed beside it
+			self = append(self, cand{p, st.ModTime()})
+		case strings.HasPrefix(e.Name(), base) && !compressed.MatchString(e.Name()) && st.Size() >= g.start+sent:
+			copies = append(copies, cand{p, st.ModTime()})
 		}
 	}
-	slices.SortFunc(copies, func(a, b copyCand) int { return b.mod.Compare(a.mod) })
-	for _, c := range copies[:min(len(copies), 3)] {
-		cands = append(cands, c.path)
-	}
-	for _, p := range cands {
-		f, err := os.Open(p)
+	slices.SortFunc(copies, func(a, b cand) int { return b.mod.Compare(a.mod) }) // newest first
+	for _, c := range append(self, copies...) {
+		f, err := os.Open(c.path)
 		if err != nil {
 			continue
 		}
-		st, err := f.Stat()
-		if err != nil || st.Size() < g.start {
+		id, st, err := identifyOpen(f)
+		if err != nil || st.Size() < g.start+sent || !holdsChunk(f, g.start+sent, last) {
 			f.Close()
 			continue
 		}
@@ -235,16 +242,28 @@ func (fl *follower) locate(ctx context.Context, u *upload, g *generation) (t *ta
 			return nil, fileID{}, err
 		}
 		if differs != "" {
-			fl.c.log.Info("a candidate for a generation's file does not hold what was sent", "generation", g.name, "file", p, "why", differs)
+			fl.c.log.Info("a candidate for a generation's file does not hold what was sent", "generation", g.name, "file", c.path, "why", differs)
 			f.Close()
 			continue
 		}
-		t := newTail(ctx, fl.c.log, g.path, f, idOf(st), g.start+u.size, fl.opt.Linger, time.Second)
-		if id := idOf(st); id != g.id {
+		t := newTail(ctx, fl.c.log, g.path, f, id, g.start+u.size, fl.opt.Linger, time.Second)
+		if id != g.id {
 			t.copying, t.cut, copy = true, true, id
-			t.why = "its file was truncated while the follower was down; the rest came from the copy " + filepath.Base(p)
+			t.why = "its file was truncated while the follower was down; the rest came from the copy " + filepath.Base(c.path)
 		}
 		return t, copy, nil
 	}
 	return nil, fileID{}, nil
+}
+
+// holdsChunk reports, cheaply, whether f may hold the chunk last ending at
+// offset end: its bytes there have its digest. With no chunk entry kept
+// (all were trimmed) it cannot tell and says yes.
+func holdsChunk(f *os.File, end int64, last wire.Entry) bool {
+	if last.Len == 0 {
+		return true
+	}
+	b := make([]byte, last.Len)
+	n, _ := f.ReadAt(b, end-int64(last.Len))
+	return n == last.Len && chunk.Sum(b) == last.Digest
 }

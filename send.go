@@ -433,6 +433,25 @@ func (u *upload) resume(ctx context.Context, r io.Reader) (differs string, err e
 	return "", nil
 }
 
+// committedTail returns how many bytes the upload has committed and the
+// index entry of its last chunk still kept (zero if none is): enough to
+// tell cheaply whether a source may hold what was sent.
+func (u *upload) committedTail(ctx context.Context) (int64, wire.Entry, error) {
+	n, err := u.ch.Resume(ctx, u.id)
+	if err != nil {
+		return 0, wire.Entry{}, err
+	}
+	stored, err := u.ch.Stored(ctx, u.id, n, wire.MaxChunkSize)
+	if err != nil {
+		return 0, wire.Entry{}, corrupt(err)
+	}
+	size, last := stored.Offset, wire.Entry{}
+	for _, e := range stored.Entries {
+		size, last = size+int64(e.Len), e
+	}
+	return size, last, nil
+}
+
 // reset forgets what was read from a source, to read one from its start.
 func (u *upload) reset() {
 	u.hash, u.size, u.seq, u.committed = chunk.NewHasher(), 0, 0, 0

@@ -15,14 +15,41 @@ import (
 	"time"
 )
 
-// fileID identifies a file across renames: its device and inode.
-type fileID struct{ dev, ino uint64 }
+// fileID identifies a file across renames: its device and inode, and when
+// it was created where the file system records it, since a file removed
+// leaves its inode number to the next one created.
+type fileID struct {
+	dev, ino uint64
+	born     int64 // Unix ns; 0 if unknown
+}
 
 func idOf(st fs.FileInfo) fileID {
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {
-		return fileID{uint64(s.Dev), s.Ino}
+		return fileID{dev: uint64(s.Dev), ino: s.Ino}
 	}
 	return fileID{}
+}
+
+// identify returns the identity of the file at path, and what Stat says.
+func identify(path string) (fileID, fs.FileInfo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileID{}, nil, err
+	}
+	id := idOf(st)
+	id.born = bornAt(path, nil)
+	return id, st, nil
+}
+
+// identifyOpen returns the identity of the open file f, and what Stat says.
+func identifyOpen(f *os.File) (fileID, fs.FileInfo, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return fileID{}, nil, err
+	}
+	id := idOf(st)
+	id.born = bornAt("", f)
+	return id, st, nil
 }
 
 // tailKeep is how many of the last bytes read a tail keeps, to notice a
@@ -53,6 +80,10 @@ type tail struct {
 	// recheck bounds the wait for more when no notification comes.
 	recheck time.Duration
 	wake    chan struct{}
+	// stop, when closed, stops the tail at the end of what is there: with
+	// io.EOF if its file was removed (no later reader could read the rest,
+	// so it ends here), else with errStopped (a later run continues it).
+	stop <-chan struct{}
 	// truncated is called once, on the reading goroutine, when the file was
 	// truncated below what was read, with the copy the rest is read from
 	// (zero if none was found).
@@ -77,6 +108,9 @@ func newTail(ctx context.Context, log *slog.Logger, path string, f *os.File, id 
 	}
 	return t
 }
+
+// errStopped: a tail was stopped while its file may still grow.
+var errStopped = errors.New("stopped")
 
 // poke tells the tail the file may have changed.
 func (t *tail) poke() {
@@ -159,9 +193,9 @@ func (t *tail) finished() bool {
 		t.truncate()
 		return t.ended
 	}
-	st, err := os.Stat(t.path)
+	id, st, err := identify(t.path)
 	switch {
-	case err == nil && st.Mode().IsRegular() && idOf(st) == t.id:
+	case err == nil && st.Mode().IsRegular() && id == t.id:
 		t.rotated = time.Time{}
 		return false
 	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
@@ -227,8 +261,8 @@ func (t *tail) findCopy() *os.File {
 		if e.Name() == base || !strings.HasPrefix(e.Name(), base) || !e.Type().IsRegular() {
 			continue
 		}
-		st, err := e.Info()
-		if err != nil || st.Size() < t.off || idOf(st) == t.id {
+		id, st, err := identify(filepath.Join(dir, e.Name()))
+		if err != nil || st.Size() < t.off || id == t.id {
 			continue
 		}
 		cands = append(cands, cand{filepath.Join(dir, e.Name()), st.ModTime()})
@@ -259,10 +293,26 @@ func (t *tail) wait() error {
 	select {
 	case <-t.wake:
 	case <-timer.C:
+	case <-t.stop:
+		if st, err := t.src.Stat(); err == nil && removed(st) {
+			// Read what is left, and end: nobody could read it later.
+			if n, _ := t.src.ReadAt(make([]byte, 1), t.off); n == 0 {
+				t.ended, t.why = true, "its file was removed; read to its end as the follower stopped"
+			}
+			return nil
+		}
+		return errStopped
 	case <-t.ctx.Done():
 		return t.ctx.Err()
 	}
 	return nil
+}
+
+// removed reports whether a file has no name left (it is read through an
+// open descriptor only).
+func removed(st fs.FileInfo) bool {
+	s, ok := st.Sys().(*syscall.Stat_t)
+	return ok && s.Nlink == 0
 }
 
 // copyID returns the copy the tail finished from, if any.
@@ -274,11 +324,8 @@ func (t *tail) copyID() fileID {
 }
 
 func (t *tail) copyIDOf(f *os.File) fileID {
-	st, err := f.Stat()
-	if err != nil {
-		return fileID{}
-	}
-	return idOf(st)
+	id, _, _ := identifyOpen(f)
+	return id
 }
 
 // Close closes the files.
