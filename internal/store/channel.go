@@ -310,6 +310,9 @@ func (ch Channel) Complete(ctx context.Context, id string, size int64, d wire.Di
 	if err != nil {
 		return false, err
 	}
+	if r == "aborted" {
+		return false, fmt.Errorf("complete upload: the upload was aborted meanwhile: %w", ErrGone)
+	}
 	if r == "gone" {
 		if attempts > 1 {
 			// An earlier attempt completed it and every group has since

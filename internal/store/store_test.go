@@ -530,3 +530,98 @@ func TestPutSmallFile(t *testing.T) {
 		t.Error("a Put sent the long way changed something")
 	}
 }
+
+// Every script checks all its input before its first write: driven with bad
+// input, each fails with an error naming what is wrong and leaves the
+// database exactly as it was (DEBUG DIGEST). Redis does not undo the writes
+// a script made before it failed, so a check after a write would leave a
+// half-done change behind (a commit that appended some chunks but not n).
+func TestScriptsRejectBadInputAndChangeNothing(t *testing.T) {
+	ch, srv := setupGroup(t)
+	ctx := context.Background()
+	// A file in progress with one chunk committed, and a member.
+	rec := wire.File{Kind: wire.KindFile, Name: "f", ChunkSize: 1024, Sender: "h/1/x"}
+	res, err := ch.Begin(ctx, BeginArgs{ID: "00000000000000ff", Name: "f", Kind: rec.Kind, Sender: rec.Sender, Stale: time.Minute, Fields: rec.Fields()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.ID
+	refs := []ChunkRef{{Seq: 1, Len: 3, Digest: chunk.Sum([]byte("abc")), Prefix: chunk.Sum([]byte("abc"))}}
+	if _, _, err := ch.Reserve(ctx, id, refs, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	ch.PutChunk(ctx, id, 1, []byte("abc"))
+	if err := ch.Commit(ctx, id, refs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ch.ClaimMember(ctx, "g", "m", "h/1/y", time.Minute, false); err != nil {
+		t.Fatal(err)
+	}
+	d := strings.Repeat("a", 32)
+	base := ch.k.Base()
+	for _, tc := range []struct {
+		script string
+		args   []string // after the key base
+		want   string
+	}{
+		{"begin", []string{"id1", "x", "soon", "1000", "s/1/t", "file", "0", ""}, "now_ms"},
+		{"begin", []string{"id1", "x", "1", "1000", "s/1/t", "dir", "0", ""}, "kind"},
+		{"begin", []string{"id1", "", "1", "1000", "s/1/t", "file", "0", ""}, "name"},
+		{"begin", []string{"id1", "x", "1", "1000", "s/1/t", "mark", "0", ""}, "name"},
+		{"begin", []string{"id1", "x", "1", "1000", "s/1/t", "file", "maybe", ""}, "takeover"},
+		{"begin", []string{"id1", "x", "1", "1000", "s/1/t", "file", "0", "", "v"}, "fields"},
+		{"begin", []string{"id 1", "x", "1", "1000", "s/1/t", "file", "0", ""}, "id"},
+		{"put", []string{"id2", "p", "s/1/t", "1", "1048576", "b", "sent", "1000", "0", "4", d, "abc"}, "size"},
+		{"put", []string{"id2", "p", "s/1/t", "1", "1048576", "b", "sent", "1000", "0", "3", "xyz", "abc"}, "digest"},
+		{"put", []string{"id2", "p", "s/1/t", "1", "1048576", "b", "sent", "0", "0", "3", d, "abc"}, "ttl_ms"},
+		{"put", []string{"id2", "p", "s/1/t", "1", "1048576", "", "sent", "1000", "0", "3", d, "abc"}, "batch"},
+		{"resume", []string{"bad id"}, "id"},
+		{"reserve", []string{id, "1048576", "1", "3", "10", "2", "10"}, "seq"},
+		{"reserve", []string{id, "1048576", "1", "2"}, "chunks"},
+		{"reserve", []string{id, "1048576", "1", "2", "0"}, "len"},
+		{"commit", []string{id, "1", "2", "3", d, d, "4", "3", d, d}, "seq"},
+		{"commit", []string{id, "1", "3", "3", d, d, "4", "3", d, d}, "commit of chunk 3 after chunk 1"},
+		{"commit", []string{id, "1", "2", "3", "nothex", d}, "digest"},
+		{"commit", []string{id, "1", "2", "5000", d, d}, "chunk size"},
+		{"commit", []string{id, "1", "2", "3", d}, "chunks"},
+		{"complete", []string{id, "-1", d, "1", "", "", ""}, "size"},
+		{"complete", []string{id, "3", "short", "1", "", "", ""}, "digest"},
+		{"complete", []string{id, "3", d, "1", "b", "sent", "0"}, "ttl_ms"},
+		{"abort", []string{id, ""}, "reason"},
+		{"beat", []string{id, "later"}, "now_ms"},
+		{"progress", []string{id, "g", "-1", "1048576"}, "n"},
+		{"progress", []string{id, "", "1", "1048576"}, "group"},
+		{"ack", []string{id, "not-an-entry", "g", "m", ""}, "entry"},
+		{"renew", []string{"g", "m", "x"}, "entry"},
+		{"join", []string{"", "1"}, "group"},
+		{"join", []string{"g2", "x"}, "now_ms"},
+		{"drop", []string{""}, "group"},
+		{"member", []string{"g", "m2", "h/1/z", "1000", "always"}, "force"},
+		{"member", []string{"g", "m2", "h/1/z", "0", "0"}, "ttl_ms"},
+	} {
+		before, err := srv.Do("DEBUG", "DIGEST")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = evalScript(ctx, ch, tc.script, base, tc.args)
+		after, _ := srv.Do("DEBUG", "DIGEST")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %q = %v, want an error about %s", tc.script, tc.args, err, tc.want)
+		}
+		if after != before {
+			t.Errorf("%s %q failed but changed the database", tc.script, tc.args)
+		}
+	}
+	// A key base that is not the one of the key routed to is refused too.
+	if err := evalScript(ctx, ch, "join", "fc:{other}:", []string{"g3", "1"}); err == nil || !strings.Contains(err.Error(), "key base") {
+		t.Errorf("a script with another channel's key base = %v, want refused", err)
+	}
+}
+
+// evalScript runs a script as the client does, with raw arguments.
+func evalScript(ctx context.Context, ch Channel, name, base string, args []string) error {
+	lib, _ := scriptFS.ReadFile("scripts/lib.lua")
+	body, _ := scriptFS.ReadFile("scripts/" + name + ".lua")
+	cmd := ch.b().Eval().Script(string(lib)+"\n"+string(body)).Numkeys(1).Key(ch.k.Files()).Arg(append([]string{base}, args...)...).Build()
+	return ch.c.rc.Do(ctx, cmd).Error()
+}

@@ -3,7 +3,9 @@
 -- over must not ack it). The last group to ack releases the file.
 -- ARGV: base, id, entry, group, member, failure_reason
 -- Returns 'ok' | 'dup' (already acked) | 'lost' (owned by another member)
-local id, eid, group, member, reason = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local id, eid, group, member, reason = ARGV[2], entryid(ARGV[3], 'entry'), word(ARGV[4], 'group'), ARGV[5], ARGV[6] or ''
+if id ~= '' then word(id, 'id') end -- empty: an entry whose file was deleted
+if member ~= '' then word(member, 'member') end
 local o = owner(group, eid)
 if not o then return 'dup' end
 if member ~= '' and o ~= member then return 'lost' end

@@ -5,8 +5,11 @@
 -- complete.lua will need to record it checked.
 -- ARGV: base, id, name, now_ms, stale_ms, sender, kind, takeover, batch, field, value, ...
 -- Returns {'new', id, entry} | {'resume', id} | {'busy', id, sender, age_ms} | {'nogroups'} | {'collision'}
-local id, name, now, stale, sender, kind, takeover, batch =
-  ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local id, name, now, stale, sender, kind, takeover, batch = word(ARGV[2], 'id'), ARGV[3], int(ARGV[4], 'now_ms', 0),
+  int(ARGV[5], 'stale_ms', 0), word(ARGV[6], 'sender'), oneof(ARGV[7], 'kind', 'file', 'mark'), oneof(ARGV[8], 'takeover', '0', '1'), ARGV[9] or ''
+if (kind == 'file') == (name == '') then bad('name', name) end -- a file has one, a mark none
+if batch ~= '' then word(batch, 'batch') end
+if (#ARGV - 9) % 2 ~= 0 then bad('fields', 'an odd count') end
 if redis.call('SCARD', base .. 'groups') == 0 then return {'nogroups'} end
 if kind == 'file' then
   local cur = redis.call('HGET', base .. 'up', name)

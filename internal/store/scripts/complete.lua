@@ -5,17 +5,26 @@
 -- skipped by a rerun and never delivered, while one completed but not
 -- recorded is merely sent again.
 -- ARGV: base, id, size, digest, now_ms, batch, sent, ttl_ms
--- Returns 'ok' | 'released' | 'gone'
-local id, batch, ttl = ARGV[2], ARGV[6], tonumber(ARGV[8])
+-- Returns 'ok' (also for a file complete already: a retry) | 'released' (no
+-- group needed it any more) | 'aborted' | 'gone' (no record)
+local id, batch, ttl = word(ARGV[2], 'id'), ARGV[6] or '', nil
+int(ARGV[3], 'size', 0)
+digest(ARGV[4], 'digest')
+int(ARGV[5], 'now_ms', 0)
+if batch ~= '' then
+  word(batch, 'batch')
+  ttl = int(ARGV[8], 'ttl_ms', 1)
+  if (ARGV[7] or '') == '' then bad('sent', '') end
+end
 local fk = fkey(id)
 local h = redis.call('HMGET', fk, 'state', 'n', 'name')
 if h[1] == 'complete' then return 'ok' end
+if h[1] == 'aborted' then return 'aborted' end
 if h[1] ~= 'uploading' then return 'gone' end
 local n = tonumber(h[2])
 if not n then return redis.error_reply('ERR file record ' .. id .. ' has no chunk count') end
 local bk = batch_key(batch)
 if batch ~= '' then
-  if not ttl or ttl < 1 then return redis.error_reply('ERR bad batch ttl ' .. ARGV[8]) end
   local no = denied('recording a file of a batch', batch_cmds(bk))
   if no then return no end
 end

@@ -1,7 +1,7 @@
 -- drop removes a receiver group: it no longer holds back any file.
 -- ARGV: base, group
 -- Returns the number of files released because of it
-local group = ARGV[2]
+local group = word(ARGV[2], 'group')
 pcall(redis.call, 'XGROUP', 'DESTROY', base .. 'files', group)
 redis.call('SREM', base .. 'groups', group)
 redis.call('DEL', base .. 'g:' .. group, base .. 'g:' .. group .. ':failed')

@@ -2,6 +2,36 @@
 -- channel's key base "<prefix>:{<channel>}:"; every key a script touches
 -- starts with it, so all of them live in one Redis Cluster slot.
 local base = ARGV[1]
+
+-- Input checks. A script checks every argument before its first write:
+-- Redis does not undo the writes a script made before it failed. A bad
+-- argument is an error reply that names it; nothing was changed.
+local function bad(what, v)
+  error({err = 'ERR bad argument ' .. what .. ': ' .. string.sub(tostring(v), 1, 80)})
+end
+local function int(v, what, lo, hi)
+  local n = tonumber(v)
+  if not n or n ~= math.floor(n) or (lo and n < lo) or (hi and n > hi) then bad(what, v) end
+  return n
+end
+local function digest(v, what)
+  if type(v) ~= 'string' or #v ~= 32 or not string.match(v, '^[0-9a-f]+$') then bad(what, v) end
+  return v
+end
+local function word(v, what) -- an id, a group or member name, a token: no space, not empty
+  if type(v) ~= 'string' or v == '' or string.find(v, '[%s%c]') then bad(what, v) end
+  return v
+end
+local function oneof(v, what, ...)
+  for _, x in ipairs({...}) do if v == x then return v end end
+  bad(what, v)
+end
+local function entryid(v, what)
+  if type(v) ~= 'string' or not string.match(v, '^%d+%-%d+$') then bad(what, v) end
+  return v
+end
+if KEYS[1] ~= base .. 'files' or not string.match(base, '^.+:{.+}:$') then bad('key base', base) end
+
 local function fkey(id) return base .. 'f:' .. id end
 
 -- alldone reports whether every group that must consume the file acked it.

@@ -1,7 +1,10 @@
 -- member claims a member name in a group for one process (a lease).
 -- ARGV: base, group, member, token, ttl_ms, force ('1', or 'release' to give it up)
 -- Returns 'ok' | the token of the live holder
-local k = base .. 'g:' .. ARGV[2] .. ':m:' .. ARGV[3]
+local k = base .. 'g:' .. word(ARGV[2], 'group') .. ':m:' .. word(ARGV[3], 'member')
+word(ARGV[4], 'token')
+oneof(ARGV[6], 'force', '0', '1', 'release')
+if ARGV[6] ~= 'release' then int(ARGV[5], 'ttl_ms', 1) end
 local cur = redis.call('GET', k)
 if ARGV[6] == 'release' then
   if cur == ARGV[4] then redis.call('DEL', k) end

@@ -11,7 +11,8 @@
 -- Returns {bytes released, 1 if the budget is full (another chunk would
 -- not fit) else 0}
 local live_keep = 64
-local id, group, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local id, group, n = word(ARGV[2], 'id'), word(ARGV[3], 'group'), int(ARGV[4], 'n', 0)
+int(ARGV[5], 'default_max', 1)
 local fk = fkey(id)
 local h = redis.call('HMGET', fk, 'chunk', 'lo', 'n', 'live', 'off')
 if not h[1] then return {0, 0} end

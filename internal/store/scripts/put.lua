@@ -19,8 +19,14 @@
 -- Returns {'new', id, entry} | {'nogroups'} | {'collision'} | {'slow'}:
 -- the file must take the long way (an unfinished upload of the name to
 -- resume, or no budget for it now).
-local id, name, sender, now, batch, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7], tonumber(ARGV[9])
-local skip_same, size, digest, value = ARGV[10], tonumber(ARGV[11]), ARGV[12], ARGV[13]
+local id, name, sender, now, batch, ttl = word(ARGV[2], 'id'), ARGV[3], word(ARGV[4], 'sender'), int(ARGV[5], 'now_ms', 0), word(ARGV[7], 'batch'),
+  int(ARGV[9], 'ttl_ms', 1)
+local skip_same, size, digest, value = oneof(ARGV[10], 'skip_same', '0', '1'), int(ARGV[11], 'size', 0), digest(ARGV[12], 'digest'), ARGV[13]
+int(ARGV[6], 'default_max', 1)
+if name == '' then bad('name', '') end
+if (ARGV[8] or '') == '' then bad('sent', '') end
+if size ~= #(value or '') then bad('size', ARGV[11] .. ' but ' .. #(value or '') .. ' bytes') end
+if (#ARGV - 13) % 2 ~= 0 then bad('fields', 'an odd count') end
 local fk = fkey(id)
 local bk = batch_key(batch)
 if redis.call('EXISTS', fk) == 1 then
@@ -40,14 +46,12 @@ end
 if redis.call('SCARD', base .. 'groups') == 0 then return {'nogroups'} end
 local cur = redis.call('HGET', base .. 'up', name)
 if cur and redis.call('HGET', fkey(cur), 'state') == 'uploading' then return {'slow'} end
-if size ~= #value then return redis.error_reply('ERR put: size ' .. ARGV[11] .. ' but ' .. #value .. ' bytes') end
 local checks = {{'HSET', fk, 'state', 'x'}, {'SADD', fk .. ':need', 'x'}, {'XADD', base .. 'files', '*', 'f', id},
   {'ZADD', base .. 'live', '0', id}, {'XADD', fk .. ':idx', '0-1', 'n', '1'}}
 if size > 0 then
   checks[#checks + 1] = {'SET', fk .. ':c:1', 'x'}
   checks[#checks + 1] = {'INCRBY', base .. 'bytes', '1'}
 end
-if batch == '' or not ttl or ttl < 1 then return redis.error_reply('ERR put: needs a batch and its ttl') end
 for _, c in ipairs(batch_cmds(bk)) do checks[#checks + 1] = c end
 local no = denied('publishing a small file', checks)
 if no then return no end

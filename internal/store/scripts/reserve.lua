@@ -6,12 +6,20 @@
 -- Returns {granted, last_event_id}: granted = how many pairs (a prefix) now
 -- hold budget; if fewer than all, wait for an event after last_event_id
 -- ('0-0' if none) and call again with the rest. {-1, state} if the upload
--- is not in progress; {-1, 'unwanted'} if every group that had to read
+-- is not in progress ('complete', 'aborted', or 'gone' if no record); {-1, 'unwanted'} if every group that had to read
 -- the file gave up on it (or was dropped) meanwhile: the upload is then
 -- aborted, since no one would ever free the budget it waits for.
-local fk = fkey(ARGV[2])
+local fk = fkey(word(ARGV[2], 'id'))
+int(ARGV[3], 'default_max', 1)
+int(ARGV[4], 'now_ms', 0)
+if (#ARGV - 4) % 2 ~= 0 or #ARGV < 6 then bad('chunks', 'want pairs (seq, len)') end
+for i = 5, #ARGV, 2 do
+  int(ARGV[i], 'seq', 1)
+  int(ARGV[i + 1], 'len', 1)
+  if i > 5 and tonumber(ARGV[i]) ~= tonumber(ARGV[i - 2]) + 1 then bad('seq', ARGV[i] .. ' after ' .. ARGV[i - 2]) end
+end
 local st = redis.call('HGET', fk, 'state')
-if st ~= 'uploading' then return {-1, st or 'released'} end
+if st ~= 'uploading' then return {-1, st or 'gone'} end
 if alldone(fk) then
   abort_upload(ARGV[2], 'every receiver group gave up on the file while it was uploading')
   return {-1, 'unwanted'}

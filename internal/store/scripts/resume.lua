@@ -1,7 +1,7 @@
 -- resume drops what an interrupted sender reserved but never committed, so
 -- that the budget counts only committed chunks, and returns the committed count.
 -- ARGV: base, id
-local fk = fkey(ARGV[2])
+local fk = fkey(word(ARGV[2], 'id'))
 local h = redis.call('HMGET', fk, 'state', 'n', 'lo', 'r', 'held')
 if h[1] ~= 'uploading' then return redis.error_reply('GONE upload is ' .. (h[1] or 'released')) end
 local n, lo, r, held = tonumber(h[2]), tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
