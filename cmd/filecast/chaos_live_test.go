@@ -34,6 +34,7 @@ func TestChaosFollow(t *testing.T) {
 		var steps []string    // for a failure's report
 		changed := time.Now() // the last rotation, or start of a follower
 		startedAt := time.Now()
+		var removedAt time.Time // the last delete-and-recreate
 		for range 12 {
 			log.lines(1+rng.IntN(80), time.Duration(rng.IntN(3))*time.Millisecond)
 			if how := []string{"rename", "copytruncate", "recreate", "", "", ""}[rng.IntN(6)]; how != "" {
@@ -49,6 +50,9 @@ func TestChaosFollow(t *testing.T) {
 				}
 				log.rotate(how)
 				changed = time.Now()
+				if how == "recreate" {
+					removedAt = changed
+				}
 				steps = append(steps, fmt.Sprintf("%s %s at line %d", time.Now().Format("05.000"), how, log.next))
 			}
 			if follow != nil && rng.IntN(3) == 0 {
@@ -59,13 +63,17 @@ func TestChaosFollow(t *testing.T) {
 					follow.signal(syscall.SIGTERM)
 					expectFail(t, follow.wait(), 130, "stopped")
 					stops++
+					steps = append(steps, fmt.Sprintf("%s stopped (SIGTERM) at line %d", time.Now().Format("05.000"), log.next))
 				} else {
+					// What a removed file still held when a follower is killed is
+					// gone with it: kill only once it has had the time to read it.
+					time.Sleep(time.Until(removedAt.Add(300 * time.Millisecond)))
 					follow.signal(syscall.SIGKILL)
 					follow.wait()
 					kills++
+					steps = append(steps, fmt.Sprintf("%s killed at line %d", time.Now().Format("05.000"), log.next))
 				}
 				follow = nil
-				steps = append(steps, fmt.Sprintf("%s stopped at line %d", time.Now().Format("05.000"), log.next))
 			} else if follow == nil && rng.IntN(2) == 0 {
 				follow = c.start(args...)
 				changed, startedAt = time.Now(), time.Now()
