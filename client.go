@@ -99,8 +99,16 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
+	log := opt.Logger
 	st, err := store.Dial(ctx, store.Config{URL: opt.URL, RetryFor: opt.RetryFor,
-		CAFile: opt.CAFile, CertFile: opt.CertFile, KeyFile: opt.KeyFile, Password: opt.Password})
+		CAFile: opt.CAFile, CertFile: opt.CertFile, KeyFile: opt.KeyFile, Password: opt.Password,
+		OnConnection: func(lost bool, err error, down time.Duration) {
+			if lost {
+				log.Warn(fmt.Sprintf("lost the connection to %s; retrying for up to %v", store.Redact(opt.URL), opt.RetryFor), "err", err)
+			} else {
+				log.Warn(fmt.Sprintf("the connection to %s is back after %v", store.Redact(opt.URL), down.Round(time.Millisecond)))
+			}
+		}})
 	if errors.Is(err, store.ErrBadURL) || errors.Is(err, store.ErrBadConfig) {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}

@@ -41,6 +41,14 @@ var (
 	ErrUsage = errors.New("invalid usage")
 	// ErrFailed: a handler kept failing on a file and it was given up.
 	ErrFailed = errors.New("file failed")
+	// ErrLocal: a handler failed on the receiver's own side, not because of
+	// the file: a full disk, a read-only or unwritable target, an I/O
+	// error, a command that cannot start. A handler wraps it (errors that
+	// wrap ENOSPC, EDQUOT, EROFS or EIO count as it too); Receive then
+	// keeps the file, takes no new ones and tries again until the fault
+	// clears (ReceiveOptions.OnBlocked), or returns it
+	// (ReceiveOptions.FailFast).
+	ErrLocal = errors.New("the receiver cannot handle files")
 )
 
 // Error describes a failure on one file.

@@ -46,6 +46,8 @@ type FollowOptions struct {
 	Exclude []string
 	// MaxBytes sets the channel's budget, as SendOptions.MaxBytes.
 	MaxBytes int64
+	// OnWait is told why a generation waits for budget (SendOptions.OnWait).
+	OnWait func(Wait)
 	// OnEvent, if set, is told what happens to the followed files. It is
 	// called from the follower's goroutines, never two calls at once.
 	OnEvent func(FollowEvent)

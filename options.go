@@ -124,6 +124,11 @@ type SendOptions struct {
 	// with the bytes committed so far, on a goroutine of Send's (never two
 	// calls at once).
 	Progress func(committed int64)
+	// OnWait, if set, is told why Send waits when the channel's budget has
+	// been full for a few seconds, and again every half minute: which
+	// groups hold the budget, and whether their members are gone or
+	// blocked. On a goroutine of Send's.
+	OnWait func(Wait)
 	// Batch, if set, makes a run of sends resumable as a whole. Each file a
 	// send of the batch completes is recorded under this name in the
 	// channel, in the same step that completes it; SendFile then skips a
@@ -173,4 +178,16 @@ type ReceiveOptions struct {
 	// goroutine that handled the file. It must be safe for concurrent use
 	// when Concurrency > 1.
 	OnResult func(Result)
+	// OnBlocked, if set, is called when handling a file failed on the
+	// receiver's own side (ErrLocal): the member keeps the file (neither
+	// acknowledged nor given up, its claim renewed), takes no new files
+	// and tries it again, 1 s to 30 s apart, until the fault clears. It is
+	// called again if the error changes, and with Err nil once the file
+	// went through. From the goroutine handling the file; it must be safe
+	// for concurrent use when Concurrency > 1.
+	OnBlocked func(Blocked)
+	// FailFast makes Receive return an error wrapping ErrLocal at the first
+	// fault of the receiver's own side instead of waiting for it to clear.
+	// The file is not acknowledged: it is delivered again.
+	FailFast bool
 }

@@ -79,6 +79,24 @@ func (c *Client) Open(ctx context.Context, channel, id string) (*File, error) {
 	return c.open(ctx, ch, id, "", nil)
 }
 
+// Stat describes file id of channel as it is now. Size is -1 while it is
+// being uploaded. A file that is not (or no longer) in Redis is ErrGone.
+func (c *Client) Stat(ctx context.Context, channel, id string) (*FileInfo, error) {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := ch.File(ctx, id)
+	if err != nil {
+		return nil, &Error{Op: "stat", Channel: channel, ID: id, Err: corrupt(err)}
+	}
+	info := &FileInfo{Channel: channel, ID: id, Name: rec.Name, Size: rec.Size, Mode: rec.Mode, ModTime: rec.ModTime, Entry: rec.Entry}
+	if rec.State == wire.Complete {
+		info.Digest = rec.Digest.String()
+	}
+	return info, nil
+}
+
 func (c *Client) open(ctx context.Context, ch store.Channel, id, group string, rec *wire.File) (*File, error) {
 	if rec == nil {
 		var err error

@@ -79,7 +79,7 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 		return err
 	}
 	r := &receiver{c: c, ch: ch, h: h, opt: opt, token: c.token(), inflight: make(map[string]bool), handled: make(map[string]bool),
-		bell: make(chan struct{}), markBell: make(chan struct{})}
+		bell: make(chan struct{}), markBell: make(chan struct{}), unblocked: make(chan struct{})}
 	if err := r.claimMember(ctx, false); err != nil {
 		return err
 	}
@@ -109,6 +109,11 @@ type receiver struct {
 	markBell chan struct{}
 	corrupt  int
 	failed   int
+	// blockedN counts the files handled here that failed on the receiver's
+	// own side and wait for the fault to clear; unblocked is closed and
+	// replaced when it drops to 0.
+	blockedN  int
+	unblocked chan struct{}
 }
 
 func (r *receiver) claimMember(ctx context.Context, renew bool) error {
@@ -174,6 +179,7 @@ func (r *receiver) run(ctx context.Context) error {
 			}
 		}
 	})
+	g.Go(func() error { r.sweeper(gctx); return nil })
 	g.Go(func() error { // hear other members' acks (end-of-batch waits)
 		for gctx.Err() == nil {
 			err := r.ch.Subscribe(gctx, r.opt.Group, r.ring)
@@ -264,6 +270,10 @@ func (r *receiver) loop(ctx context.Context) error {
 				stop(fmt.Errorf("%w: the group finished the batch without this member", ErrLost))
 				return errFinished
 			}
+		}
+		// A member blocked on a file (a full disk...) takes no new ones.
+		if err := r.waitUnblocked(wctx); err != nil {
+			continue
 		}
 		// Take a free slot (waiting if all are busy), then any others free.
 		select {
@@ -409,6 +419,11 @@ func (r *receiver) finished(ctx context.Context) (bool, error) {
 // should stop the whole receiver.
 func (r *receiver) work(ctx context.Context, a store.Announce, release func()) error {
 	group, member := r.opt.Group, r.opt.Member
+	if a.Group != "" && a.Group != group {
+		// A file delivered again to another group (Retry): not ours.
+		_, err := r.ch.Ack(ctx, a.ID, a.Entry, group, member, "", store.AckSkip)
+		return err
+	}
 	var rec *wire.File
 	var err error
 	if a.ID != "" {
@@ -417,14 +432,14 @@ func (r *receiver) work(ctx context.Context, a store.Announce, release func()) e
 	if a.ID == "" || errors.Is(err, store.ErrGone) {
 		// Released already (its other groups are done and ours was dropped
 		// and rejoined, or the data was lost): nothing to deliver.
-		_, err := r.ch.Ack(ctx, a.ID, a.Entry, group, member, "")
+		_, err := r.ch.Ack(ctx, a.ID, a.Entry, group, member, "", store.AckDone)
 		return err
 	}
 	if err != nil {
 		if errors.Is(err, wire.ErrMalformed) {
 			r.report(Result{File: FileInfo{Channel: r.ch.Keys().Channel(), ID: a.ID}, Err: corrupt(err), Attempts: 1})
 			r.count(corrupt(err))
-			_, err := r.ch.Ack(ctx, a.ID, a.Entry, group, member, "malformed record: "+err.Error())
+			_, err := r.ch.Ack(ctx, a.ID, a.Entry, group, member, "malformed record: "+err.Error(), store.AckDone)
 			return err
 		}
 		return err
@@ -473,9 +488,24 @@ func (r *receiver) file(ctx, fctx context.Context, a store.Announce, rec *wire.F
 	group, member := r.opt.Group, r.opt.Member
 	res := Result{File: FileInfo{Channel: r.ch.Keys().Channel(), ID: a.ID, Entry: a.Entry}}
 	var err error
+	var blocked *blockage
+	defer r.unblock(a, &blocked)
 	for res.Attempts = 1; ; res.Attempts++ {
 		err = r.attempt(fctx, a, rec, &res.File)
 		rec = nil // a retry reads it again
+		if err != nil && isLocal(err) && fctx.Err() == nil {
+			// The receiver's own side failed: keep the file and wait for the
+			// fault to clear; it does not use up a retry.
+			if r.opt.FailFast {
+				return r.failFast(res.File, err)
+			}
+			if !r.block(fctx, a, res.File, err, &blocked) {
+				break
+			}
+			res.Attempts--
+			continue
+		}
+		r.unblock(a, &blocked)
 		if err == nil || ctx.Err() != nil || errors.Is(context.Cause(fctx), ErrLost) || errors.Is(err, ErrLost) ||
 			errors.Is(err, ErrCorrupt) || errors.Is(err, ErrGone) || errors.Is(err, ErrAborted) ||
 			errors.Is(err, ErrUnavailable) || errors.Is(err, ErrAuth) || res.Attempts > r.opt.Retries {
@@ -497,12 +527,18 @@ func (r *receiver) file(ctx, fctx context.Context, a store.Announce, rec *wire.F
 	case errors.Is(err, ErrUnavailable) || errors.Is(err, ErrAuth):
 		return err
 	}
-	reason := ""
+	reason, mode := "", store.AckDone
 	if err != nil {
 		res.Err = &Error{Op: "receive", Channel: res.File.Channel, Name: res.File.Name, ID: a.ID, Err: err}
 		reason = err.Error()
+		// A file the handler kept failing on, or that failed its check, is
+		// kept for the group (a dead letter) to be retried; one that is gone
+		// or was aborted has nothing left to keep.
+		if !errors.Is(err, ErrGone) && !errors.Is(err, ErrAborted) {
+			mode = store.AckDead
+		}
 	}
-	out, aerr := r.ch.Ack(ctx, a.ID, a.Entry, group, member, reason)
+	out, aerr := r.ch.Ack(ctx, a.ID, a.Entry, group, member, reason, mode)
 	if aerr != nil {
 		return aerr
 	}
@@ -546,7 +582,7 @@ func (r *receiver) mark(ctx context.Context, a store.Announce) error {
 			return ignoreCancel(ctx, err)
 		}
 		if n == 0 {
-			_, err := r.ch.Ack(ctx, a.ID, a.Entry, r.opt.Group, r.opt.Member, "")
+			_, err := r.ch.Ack(ctx, a.ID, a.Entry, r.opt.Group, r.opt.Member, "", store.AckDone)
 			r.ring(true) // our own loop may not hear the group event yet
 			return ignoreCancel(ctx, err)
 		}

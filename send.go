@@ -215,7 +215,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 			return info, nil
 		}
 	}
-	u := &upload{c: c, ch: ch, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(), opt: opt}
+	u := &upload{c: c, ch: ch, name: meta.Name, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(), opt: opt}
 	for attempt := 0; ; attempt++ {
 		res, err := c.begin(ctx, ch, &rec, opt.Batch)
 		if err != nil {
@@ -371,6 +371,7 @@ type upload struct {
 	c    *Client
 	ch   store.Channel
 	id   string
+	name string
 	pool *chunk.Pool
 	hash *chunk.Hasher
 	opt  SendOptions
@@ -569,6 +570,7 @@ var errDone = errors.New("upload done")
 // in one call, waiting while the channel is full, and starts their SETs.
 func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stored, queue chan<- *stored) error {
 	defer close(queue)
+	var waiting budgetWait
 	var batch []*stored
 	refs := make([]store.ChunkRef, 0, u.c.opt.ReadAhead)
 	open := true
@@ -623,13 +625,16 @@ func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stor
 			})
 		}
 		batch = append(batch[:0], batch[granted:]...)
-		if len(batch) > 0 {
-			// Full: wake on the next "bytes freed" event; re-check at least
-			// every second in case the event stream was trimmed or the
-			// server restarted.
-			if err := u.ch.WaitEvent(ctx, after, time.Second); err != nil {
-				return err
-			}
+		if len(batch) == 0 {
+			waiting = budgetWait{}
+			continue
+		}
+		// Full: wake on the next "bytes freed" event; re-check at least
+		// every second in case the event stream was trimmed or the server
+		// restarted.
+		u.waiting(ctx, &waiting)
+		if err := u.ch.WaitEvent(ctx, after, time.Second); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -3,8 +3,8 @@ package filecast
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +19,18 @@ type ChannelStatus struct {
 	MaxBytes int64         `json:"max_bytes"` // the budget
 	Files    []FileStatus  `json:"files"`     // unreleased files, oldest first
 	Groups   []GroupStatus `json:"groups"`
+	// KeepFailed and GroupExpiry are the channel's settings (Settings);
+	// GroupExpiry is 0 when off.
+	KeepFailed  time.Duration  `json:"keep_failed_ns"`
+	GroupExpiry time.Duration  `json:"group_expiry_ns"`
+	Dropped     []DroppedGroup `json:"dropped_groups"` // groups dropped, and why
+}
+
+// DroppedGroup is a group that was dropped.
+type DroppedGroup struct {
+	Name   string    `json:"name"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 // FileStatus describes one unreleased file (or end-of-batch mark).
@@ -47,6 +59,12 @@ type GroupStatus struct {
 	Pending int64          `json:"pending"` // files delivered, not yet acknowledged
 	Members []MemberStatus `json:"members"`
 	Failed  []FailedFile   `json:"failed"`
+	// Held is the bytes of the files it has not acknowledged: what it holds
+	// of the budget (a file several groups still need counts for each).
+	Held int64 `json:"held"`
+	// Seen is when a member of the group was last seen alive (or when it
+	// joined, if no member ever ran).
+	Seen time.Time `json:"seen"`
 }
 
 // MemberStatus describes one member of a group.
@@ -54,13 +72,30 @@ type MemberStatus struct {
 	Name    string        `json:"name"`
 	Pending int64         `json:"pending"`
 	Idle    time.Duration `json:"idle_ns"`
+	// Blocked is set while the member waits for a fault of its own side
+	// to clear (ReceiveOptions.OnBlocked).
+	Blocked *MemberBlocked `json:"blocked,omitempty"`
+}
+
+// MemberBlocked says what a blocked member waits on.
+type MemberBlocked struct {
+	Since  time.Time `json:"since"`
+	ID     string    `json:"id"`   // the file it keeps
+	Name   string    `json:"name"` // its name
+	Reason string    `json:"reason"`
 }
 
 // FailedFile is a file a group gave up on.
 type FailedFile struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Reason string `json:"reason"`
+	ID     string    `json:"id"`
+	Name   string    `json:"name"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"` // when it was given up (zero if not recorded)
+	// State is "kept" while the group keeps it (a dead letter: Retry
+	// delivers it again), "dropped" once its retention ended or it was
+	// released, and "" if it was not kept (the file was gone or aborted).
+	State     string    `json:"state"`
+	DroppedAt time.Time `json:"dropped_at,omitzero"`
 }
 
 // Channels lists the channels in use under the client's prefix.
@@ -118,64 +153,85 @@ func (c *Client) Status(ctx context.Context, channel string) (*ChannelStatus, er
 		if err != nil {
 			return nil, err
 		}
+		blocked, err := ch.BlockedMembers(ctx, g.Name)
+		if err != nil {
+			return nil, err
+		}
 		for _, m := range ms {
-			gs.Members = append(gs.Members, MemberStatus{Name: m.Name, Pending: m.Pending, Idle: m.Idle})
+			gs.Members = append(gs.Members, MemberStatus{Name: m.Name, Pending: m.Pending, Idle: m.Idle, Blocked: parseBlocked(blocked[m.Name])})
 		}
 		failed, err := ch.Failed(ctx, g.Name)
 		if err != nil {
 			return nil, err
 		}
 		for id, v := range failed {
-			name, reason, _ := strings.Cut(v, "\t")
-			gs.Failed = append(gs.Failed, FailedFile{ID: id, Name: name, Reason: reason})
+			gs.Failed = append(gs.Failed, parseFailed(id, v))
 		}
 		slices.SortFunc(gs.Failed, func(a, b FailedFile) int { return strings.Compare(a.ID, b.ID) })
 		s.Groups = append(s.Groups, gs)
 	}
-	return s, nil
-}
-
-// DropGroup removes group from channel: it stops holding back files, and
-// files only it was waiting for are released. It returns how many were.
-// Members of the group still running fail with a "group no longer exists" error.
-func (c *Client) DropGroup(ctx context.Context, channel, group string) (int, error) {
-	ch, err := c.channel(channel)
-	if err != nil {
-		return 0, err
-	}
-	n, err := ch.Drop(ctx, group)
-	return int(n), err
-}
-
-// Abort gives up upload id: receivers reading it get ErrAborted, and its
-// data is released once every group has seen the abort.
-func (c *Client) Abort(ctx context.Context, channel, id, reason string) error {
-	ch, err := c.channel(channel)
-	if err != nil {
-		return err
-	}
-	if reason == "" {
-		reason = "aborted"
-	}
-	return ch.Abort(ctx, id, reason)
-}
-
-// AbortStale aborts every upload of channel whose sender has been silent
-// for longer than olderThan, and returns them.
-func (c *Client) AbortStale(ctx context.Context, channel string, olderThan time.Duration) ([]FileStatus, error) {
-	s, err := c.Status(ctx, channel)
+	holders, err := ch.Holders(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []FileStatus
-	for _, f := range s.Files {
-		if f.State == string(wire.Uploading) && time.Since(f.Heartbeat) > olderThan {
-			reason := fmt.Sprintf("sender %s silent for %v; aborted by filecast clean", f.Sender, time.Since(f.Heartbeat).Round(time.Second))
-			if err := c.Abort(ctx, channel, f.ID, reason); err != nil {
-				return out, err
+	for _, h := range holders {
+		for i := range s.Groups {
+			if s.Groups[i].Name == h.Group {
+				s.Groups[i].Held, s.Groups[i].Seen = h.Bytes, h.Seen
 			}
-			out = append(out, f)
 		}
 	}
-	return out, nil
+	set, err := ch.Settings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.KeepFailed, s.GroupExpiry = set.KeepFailed, set.GroupExpiry
+	if s.KeepFailed == 0 {
+		s.KeepFailed = store.DefaultKeep
+	}
+	dropped, err := ch.Dropped(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.Dropped = []DroppedGroup{}
+	for name, v := range dropped {
+		ms, reason, _ := strings.Cut(v, "\t")
+		at, _ := strconv.ParseInt(ms, 10, 64)
+		s.Dropped = append(s.Dropped, DroppedGroup{Name: name, At: time.UnixMilli(at), Reason: reason})
+	}
+	slices.SortFunc(s.Dropped, func(a, b DroppedGroup) int { return a.At.Compare(b.At) })
+	return s, nil
+}
+
+// parseFailed reads a group's record of a file it gave up on
+// (store.Keys.Failed): name TAB reason [TAB ms TAB state].
+func parseFailed(id, v string) FailedFile {
+	f := strings.SplitN(v, "\t", 4)
+	ff := FailedFile{ID: id, Name: f[0]}
+	if len(f) > 1 {
+		ff.Reason = f[1]
+	}
+	if len(f) > 2 {
+		if ms, err := strconv.ParseInt(f[2], 10, 64); err == nil {
+			ff.At = time.UnixMilli(ms)
+		}
+	}
+	if len(f) > 3 {
+		state, at, _ := strings.Cut(f[3], " ")
+		ff.State = state
+		if ms, err := strconv.ParseInt(at, 10, 64); err == nil {
+			ff.DroppedAt = time.UnixMilli(ms)
+		}
+	}
+	return ff
+}
+
+// parseBlocked reads a blocked member's record (store.Keys.Blocked).
+func parseBlocked(v string) *MemberBlocked {
+	f := strings.SplitN(v, "\t", 4)
+	if len(f) != 4 {
+		return nil
+	}
+	ms, _ := strconv.ParseInt(f[0], 10, 64)
+	return &MemberBlocked{Since: time.UnixMilli(ms), ID: f[1], Name: f[2], Reason: f[3]}
 }

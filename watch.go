@@ -42,6 +42,8 @@ type WatchOptions struct {
 	Poll time.Duration
 	// MaxBytes sets the channel's budget, as SendOptions.MaxBytes.
 	MaxBytes int64
+	// OnWait is told why a file waits for budget (SendOptions.OnWait).
+	OnWait func(Wait)
 	// OnEvent, if set, is told what happens to the files. It is called
 	// from the watcher's goroutines, never two calls at once.
 	OnEvent func(WatchEvent)
@@ -287,7 +289,7 @@ func (w *watcher) run(ctx context.Context) error {
 			defer workers.Done()
 			for job := range queue {
 				job.info, job.err = w.c.SendFile(wctx, w.ch.Keys().Channel(), filepath.Join(w.dir, filepath.FromSlash(job.rel)), job.rel,
-					SendOptions{Batch: w.opt.Name, recordTTL: WatchTTL})
+					SendOptions{Batch: w.opt.Name, recordTTL: WatchTTL, OnWait: w.opt.OnWait})
 				results <- job
 			}
 		}()

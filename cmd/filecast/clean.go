@@ -9,45 +9,62 @@ import (
 	"github.com/spf13/cobra"
 )
 
+type cleanOptions struct {
+	stale  time.Duration
+	drop   []string
+	failed bool
+	group  string
+}
+
 func newClean(g *globals) *cobra.Command {
-	var stale time.Duration
-	var drop []string
+	o := &cleanOptions{}
 	cmd := &cobra.Command{
-		Use:   "clean CHANNEL [--stale DURATION] [--drop-group GROUP]...",
-		Short: "Abort stale uploads and remove dead groups",
+		Use:   "clean CHANNEL [--stale DURATION] [--drop-group GROUP]... [--failed [--group GROUP]]",
+		Short: "Abort stale uploads, remove dead groups, release failed files",
 		Long: `Abort the uploads of CHANNEL whose sender has been silent for longer than
 --stale (receivers reading them get an "upload aborted" error and the data
 is released), and remove receiver groups that will never come back, so
 that files stop waiting for them. A dropped group's running members stop
-with an error.`,
+with an error.
+
+--failed releases the files the groups (or --group) gave up on and keep
+for "filecast retry" (see "filecast status"): they are dropped for good,
+and their data leaves Redis once no other group needs it.`,
 		Example: `  filecast clean logs --stale 10m
-  filecast clean logs --drop-group old-host-42`,
+  filecast clean logs --drop-group old-host-42
+  filecast clean logs --failed --group audit`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("clean needs exactly one CHANNEL")
 			}
-			if stale == 0 && len(drop) == 0 {
-				return usagef("clean needs --stale DURATION and/or --drop-group GROUP")
+			if o.stale == 0 && len(o.drop) == 0 && !o.failed {
+				return usagef("clean needs --stale DURATION, --drop-group GROUP or --failed")
+			}
+			if o.group != "" && !o.failed {
+				return usagef("--group goes with --failed")
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runClean(cmd.Context(), g, args[0], stale, drop, cmd.ErrOrStderr())
+			return runClean(cmd.Context(), g, args[0], o, cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().DurationVar(&stale, "stale", 0, "abort uploads whose sender has been silent this long")
-	cmd.Flags().StringArrayVar(&drop, "drop-group", nil, "remove this receiver group (repeatable)")
+	f := cmd.Flags()
+	f.DurationVar(&o.stale, "stale", 0, "abort uploads whose sender has been silent this long")
+	f.StringArrayVar(&o.drop, "drop-group", nil, "remove this receiver group (repeatable)")
+	f.BoolVar(&o.failed, "failed", false, "release the files the groups gave up on and keep for a retry")
+	f.StringVar(&o.group, "group", "", "--failed: only this group's")
 	return cmd
 }
 
-func runClean(ctx context.Context, g *globals, channel string, stale time.Duration, drop []string, w io.Writer) error {
+func runClean(ctx context.Context, g *globals, channel string, o *cleanOptions, w io.Writer) error {
 	c, err := g.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if stale > 0 {
-		aborted, err := c.AbortStale(ctx, channel, stale)
+	if o.stale > 0 {
+		aborted, err := c.AbortStale(ctx, channel, o.stale)
 		for _, f := range aborted {
 			fmt.Fprintf(w, "aborted stale upload %s (%s)\n", f.Name, f.ID)
 		}
@@ -55,12 +72,19 @@ func runClean(ctx context.Context, g *globals, channel string, stale time.Durati
 			return err
 		}
 	}
-	for _, grp := range drop {
+	for _, grp := range o.drop {
 		n, err := c.DropGroup(ctx, channel, grp)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "dropped group %s; %d file(s) released\n", grp, n)
+	}
+	if o.failed {
+		n, err := c.ReleaseFailed(ctx, channel, o.group)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "released %d failed %s\n", n, plural(n, "file", "files"))
 	}
 	return nil
 }

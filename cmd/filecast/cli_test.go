@@ -175,7 +175,20 @@ func TestCLIExecFailure(t *testing.T) {
 	if !slices.Equal(failed, []string{"bad.txt"}) {
 		t.Errorf("status --json: group runner failed = %q, want [bad.txt]", failed)
 	}
+	// The failed file is kept for the group (a dead letter), data and all,
+	// until clean --failed lets it go.
+	if len(st.Files) != 1 || st.Files[0].Name != "bad.txt" || st.Groups[0].Failed[0].State != "kept" {
+		t.Errorf("after the failure: files %+v, failed %+v; want bad.txt kept for the group", st.Files, st.Groups[0].Failed)
+	}
+	r = c.run("clean", "exf", "--failed")
+	expectOK(t, r)
+	if !strings.Contains(r.stderr, "released 1 failed file") {
+		t.Errorf("clean --failed does not say what it released:\n%s", r)
+	}
 	expectReleased(t, c.srv, "exf")
+	if st := c.status("exf"); st.Groups[0].Failed[0].State != "dropped" {
+		t.Errorf("after clean --failed the record says %q, want dropped", st.Groups[0].Failed[0].State)
+	}
 }
 
 // 2c. --retries 0 means no retry: the command runs once.
@@ -905,6 +918,8 @@ func TestCLISymlinkInTargetDir(t *testing.T) {
 	if st, err := os.Lstat(filepath.Join(out, "sub")); err != nil || st.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the planted symlink was replaced: %v", err)
 	}
+	// The group keeps the failed file for a retry until it is let go.
+	expectOK(t, c.run("clean", "link", "--failed"))
 	expectReleased(t, c.srv, "link")
 }
 

@@ -47,8 +47,11 @@ func runFollow(ctx context.Context, g *globals, o *sendOptions, channel string, 
 	}
 	defer c.Close()
 	enc := json.NewEncoder(stdout)
+	if err := configure(ctx, c, channel, o); err != nil {
+		return err
+	}
 	opt := filecast.FollowOptions{Name: o.batch, FromStart: o.fromStart, Flush: o.flush, Linger: o.linger, Poll: o.poll,
-		Exclude: o.exclude, MaxBytes: maxBytes, OnEvent: func(e filecast.FollowEvent) {
+		Exclude: o.exclude, MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.FollowEvent) {
 			if o.json {
 				enc.Encode(followJSON(channel, e))
 				return
@@ -128,8 +131,11 @@ func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir stri
 	}
 	defer c.Close()
 	enc := json.NewEncoder(stdout)
+	if err := configure(ctx, c, channel, o); err != nil {
+		return err
+	}
 	opt := filecast.WatchOptions{Name: o.batch, Settle: o.settle, Exclude: o.exclude, RemoveSent: o.removeSent, Poll: o.poll,
-		MaxBytes: maxBytes, OnEvent: func(e filecast.WatchEvent) {
+		MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.WatchEvent) {
 			if o.json {
 				enc.Encode(watchJSON(channel, e))
 				return

@@ -24,6 +24,7 @@ const (
 	exitUsage       = 2   // bad flags, arguments or options
 	exitIntegrity   = 3   // a file failed its integrity check
 	exitUnavailable = 4   // Redis unreachable, refused the credentials, or is unsafe
+	exitLocal       = 5   // the receiver's own side failed (recv --fail-fast); the file stays in Redis
 	exitInterrupted = 130 // SIGINT or SIGTERM
 )
 
@@ -83,6 +84,8 @@ func report(err error, interrupted bool) int {
 		err = fmt.Errorf("interrupted; run the same command again to resume")
 	case errors.As(err, new(usageError)) || errors.Is(err, filecast.ErrUsage):
 		code = exitUsage
+	case errors.Is(err, filecast.ErrLocal):
+		code = exitLocal
 	case errors.Is(err, filecast.ErrCorrupt):
 		code = exitIntegrity
 	case errors.Is(err, filecast.ErrUnavailable), errors.Is(err, filecast.ErrAuth), errors.Is(err, filecast.ErrEviction):

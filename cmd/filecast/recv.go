@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ type recvOptions struct {
 	concurrency   int
 	retries       int
 	json          bool
+	failFast      bool
 }
 
 func newRecv(g *globals) *cobra.Command {
@@ -83,6 +85,7 @@ Outputs (choose one):
 	f.BoolVar(&o.decompress, "decompress", false, "decode gzip and zstd content (by its magic bytes); --dir drops a .gz/.zst suffix")
 	f.IntVar(&o.concurrency, "concurrency", 1, "files handled at once; raise it for many small files (--dir: each costs a create, two fsyncs and a rename)")
 	f.IntVar(&o.retries, "retries", 2, "more attempts on a file whose handling failed before it is recorded as failed")
+	f.BoolVar(&o.failFast, "fail-fast", false, "exit with code 5 when the receiver's own side fails (disk full, target unwritable, command missing) instead of waiting for it to clear")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file outcome (on stdout; on stderr with --stdout)")
 	return cmd
 }
@@ -106,15 +109,20 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	if o.retries < 0 {
 		return usagef("--retries must not be negative")
 	}
+	member := o.member
+	if member == "" {
+		member, _ = os.Hostname() // as the library names it
+	}
 	var s sink
+	var dir *dirSink
 	switch {
 	case o.dir != "":
-		d, err := newDirSink(o.dir, o.member, o.decompress)
+		d, err := newDirSink(o.dir, member, o.decompress, stderr)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
-		s = d
+		s, dir = d, d
 	case o.exec != "":
 		s = &execSink{command: o.exec, channel: channel, group: o.group, decompress: o.decompress, stdout: stdout, stderr: stderr}
 	default:
@@ -126,6 +134,12 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		return err
 	}
 	defer c.Close()
+	if dir != nil {
+		dir.removeLeftovers(func(id string) bool {
+			_, err := c.Stat(ctx, channel, id)
+			return errors.Is(err, filecast.ErrGone)
+		}, stderr)
+	}
 
 	out := stdout
 	if o.stdout {
@@ -157,13 +171,33 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 			fmt.Fprintf(stderr, "received %s  %s\n", r.File.Name, human(r.File.Size))
 		}
 	}
+	onBlocked := func(b filecast.Blocked) {
+		mu.Lock()
+		defer mu.Unlock()
+		if o.json {
+			m := map[string]any{"event": "unblocked", "channel": channel, "group": o.group, "id": b.File.ID, "name": b.File.Name,
+				"since": b.Since}
+			if b.Err != nil {
+				m["event"], m["error"] = "blocked", b.Err.Error()
+			}
+			enc.Encode(m)
+			return
+		}
+		if b.Err != nil {
+			fmt.Fprintf(stderr, "blocked: %v; waiting — %s stays in redis and no other file is taken meanwhile (--fail-fast exits instead)\n",
+				b.Err, b.File.Name)
+			return
+		}
+		fmt.Fprintf(stderr, "unblocked after %v: %s goes on\n", time.Since(b.Since).Round(time.Second), b.File.Name)
+	}
 	retries := o.retries
 	if retries == 0 {
 		retries = -1 // the library's "none"; its zero value means the default
 	}
 	start := time.Now()
 	err = c.Receive(ctx, channel, s.handle, filecast.ReceiveOptions{Group: o.group, Member: o.member,
-		Concurrency: o.concurrency, UntilEOF: o.untilEOF, Retries: retries, OnResult: onResult})
+		Concurrency: o.concurrency, UntilEOF: o.untilEOF, Retries: retries, OnResult: onResult, OnBlocked: onBlocked,
+		FailFast: o.failFast})
 	if err == nil && o.untilEOF && !o.json {
 		fmt.Fprintf(stderr, "end of batch on %s for group %s after %v\n", channel, o.group, time.Since(start).Round(time.Millisecond))
 	}

@@ -67,7 +67,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	f.DurationVar(&g.lease, "lease", 30*time.Second, "how long a silent receiver or sender keeps its claim on a file")
 	f.StringVar(&g.chunkSize, "chunk-size", "", "largest chunk stored in Redis (default 1MiB-64)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g))
+	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g), newRetry(g))
 	return root
 }
 

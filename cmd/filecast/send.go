@@ -38,6 +38,10 @@ type sendOptions struct {
 	exclude       []string
 	settle        time.Duration
 	removeSent    bool
+
+	// channel settings, applied when given
+	keepFailed, groupExpiry time.Duration
+	settings                filecast.Settings
 }
 
 func newSend(g *globals) *cobra.Command {
@@ -115,6 +119,19 @@ files sent after they joined.`,
 			if err := checkSendModes(cmd, o, args[1:]); err != nil {
 				return err
 			}
+			o.settings = filecast.Settings{}
+			if cmd.Flags().Changed("keep-failed") {
+				o.settings.KeepFailed = o.keepFailed
+				if o.keepFailed == 0 {
+					o.settings.KeepFailed = -1 // release at once
+				}
+			}
+			if cmd.Flags().Changed("group-expiry") {
+				o.settings.GroupExpiry = o.groupExpiry
+				if o.groupExpiry == 0 {
+					o.settings.GroupExpiry = -1 // off
+				}
+			}
 			switch {
 			case o.follow:
 				return runFollow(cmd.Context(), g, o, args[0], args[1:], cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -129,6 +146,8 @@ files sent after they joined.`,
 	f.DurationVar(&o.flush, "flush", filecast.DefaultFlush, "longest a byte of stdin waits before it is stored")
 	f.BoolVar(&o.eof, "eof", false, "mark the end of a batch after these files (see recv --until-eof)")
 	f.StringVar(&o.maxBytes, "max-bytes", "", "budget: most file data the channel may hold in Redis (default: keep the channel's, else 1GiB)")
+	f.DurationVar(&o.keepFailed, "keep-failed", 0, "channel setting: how long the files a group gave up on are kept for \"filecast retry\" (default 24h; 0: not kept)")
+	f.DurationVar(&o.groupExpiry, "group-expiry", 0, "channel setting: drop a group whose members have all been gone this long (0: never, the default)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file on stdout (skipped ones too)")
 	f.BoolVar(&o.resend, "resend", false, "send again the files an interrupted run of this command had sent")
 	f.StringVar(&o.batch, "batch", "", "name this run, follower or watcher, so a rerun with the same name continues it (default: from the host name and the paths)")
@@ -175,8 +194,8 @@ func checkSendModes(cmd *cobra.Command, o *sendOptions, paths []string) error {
 	if f := changed("poll", "exclude"); f != "" && !o.follow && !o.watch {
 		return usagef("%s goes with --follow or --watch", f)
 	}
-	if o.flush <= 0 || o.linger < 0 || o.poll < 0 || o.settle <= 0 {
-		return usagef("--flush and --settle must be positive, --linger and --poll not negative")
+	if o.flush <= 0 || o.linger < 0 || o.poll < 0 || o.settle <= 0 || o.keepFailed < 0 || o.groupExpiry < 0 {
+		return usagef("--flush and --settle must be positive; --linger, --poll, --keep-failed and --group-expiry not negative")
 	}
 	return nil
 }
@@ -251,6 +270,10 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		return err
 	}
 	defer c.Close()
+	if err := configure(ctx, c, channel, o); err != nil {
+		return err
+	}
+	opt.OnWait = waitReporter(stderr, channel, g.verbose > 0)
 	if items, err = unfinishedFirst(ctx, c, channel, items); err != nil {
 		return err
 	}
@@ -388,4 +411,40 @@ func expand(path string) ([]sendItem, error) {
 		return nil
 	})
 	return items, err
+}
+
+// configure applies the channel settings given on the command line.
+func configure(ctx context.Context, c *filecast.Client, channel string, o *sendOptions) error {
+	if o.settings == (filecast.Settings{}) {
+		return nil
+	}
+	return c.Configure(ctx, channel, o.settings)
+}
+
+// waitReporter says, at -v, why a sender waits for budget and what would
+// free it.
+func waitReporter(w io.Writer, channel string, verbose bool) func(filecast.Wait) {
+	if !verbose {
+		return nil
+	}
+	return func(wt filecast.Wait) {
+		msg := fmt.Sprintf("%s waits for budget (for %v)", wt.File, wt.For.Round(time.Second))
+		if len(wt.Holders) > 0 && wt.Holders[0].Bytes > 0 {
+			h := wt.Holders[0]
+			msg += fmt.Sprintf(": %s held for group %s", human(h.Bytes), h.Group)
+			switch {
+			case h.Gone > 0:
+				msg += fmt.Sprintf(", whose members have been gone %v — filecast clean %s --drop-group %s, or set --group-expiry",
+					h.Gone.Round(time.Second), channel, h.Group)
+			case len(h.Blocked) > 0:
+				for m, why := range h.Blocked {
+					msg += fmt.Sprintf(", whose member %s is blocked: %s", m, why)
+					break
+				}
+			default:
+				msg += ", which is still reading it"
+			}
+		}
+		fmt.Fprintln(w, msg)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +23,13 @@ type execSink struct {
 }
 
 func (s *execSink) handle(ctx context.Context, f *filecast.File) error {
+	// A command that is not there is the receiver's fault, not the file's:
+	// say so before a byte of the file is read.
+	if prog := program(s.command); prog != "" {
+		if _, err := exec.LookPath(prog); err != nil {
+			return &localError{msg: fmt.Sprintf("the command %q cannot run: %v", s.command, err), err: err}
+		}
+	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", s.command)
 	cmd.Env = append(os.Environ(),
 		"FILECAST_NAME="+f.Name,
@@ -37,8 +45,8 @@ func (s *execSink) handle(ctx context.Context, f *filecast.File) error {
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %q: %w", s.command, err)
+	if err := cmd.Start(); err != nil { // no shell, no process, no memory
+		return &localError{msg: fmt.Sprintf("cannot start the command %q: %v", s.command, err), err: err}
 	}
 	src, done, err := input(f, s.decompress)
 	if err == nil {
@@ -49,6 +57,10 @@ func (s *execSink) handle(ctx context.Context, f *filecast.File) error {
 	waitErr := cmd.Wait()
 	var exitErr *exec.ExitError
 	switch {
+	case errors.As(waitErr, &exitErr) && (exitErr.ExitCode() == 126 || exitErr.ExitCode() == 127):
+		// The shell could not find or run it: not the file's fault.
+		return &localError{msg: fmt.Sprintf("the command %q was not found or cannot run (exit status %d)", s.command, exitErr.ExitCode()),
+			err: waitErr}
 	case errors.As(waitErr, &exitErr):
 		return fmt.Errorf("command %q exited with status %d", s.command, exitErr.ExitCode())
 	case waitErr != nil:
@@ -61,3 +73,24 @@ func (s *execSink) handle(ctx context.Context, f *filecast.File) error {
 	// verifies the rest before acknowledging.
 	return nil
 }
+
+// program returns the program a shell command runs first, if the command
+// plainly starts with one (not a builtin, a keyword, an assignment or an
+// expansion), else "".
+func program(command string) string {
+	fields := strings.Fields(command)
+	if len(fields) == 0 {
+		return ""
+	}
+	word := fields[0]
+	if strings.ContainsAny(word, "$`'\"*?[]{}()<>|&;=~\\!#") || shellWords[word] {
+		return ""
+	}
+	return word
+}
+
+// shellWords are the words a command may start with that are not programs.
+var shellWords = map[string]bool{":": true, ".": true, "source": true, "exec": true, "eval": true, "command": true,
+	"set": true, "cd": true, "echo": true, "printf": true, "read": true, "test": true, "true": true, "false": true,
+	"if": true, "for": true, "while": true, "until": true, "case": true, "export": true, "trap": true, "wait": true,
+	"exit": true, "return": true, "shift": true, "unset": true, "ulimit": true, "umask": true, "type": true}

@@ -101,7 +101,11 @@ func printStatus(w io.Writer, s *filecast.ChannelStatus) {
 		for _, g := range s.Groups {
 			var ms []string
 			for _, m := range g.Members {
-				ms = append(ms, fmt.Sprintf("%s (%d, %s)", m.Name, m.Pending, m.Idle.Round(time.Second)))
+				blocked := ""
+				if m.Blocked != nil {
+					blocked = " BLOCKED"
+				}
+				ms = append(ms, fmt.Sprintf("%s (%d, %s)%s", m.Name, m.Pending, m.Idle.Round(time.Second), blocked))
 			}
 			lag := fmt.Sprint(g.Lag)
 			if g.Lag < 0 {
@@ -112,6 +116,12 @@ func printStatus(w io.Writer, s *filecast.ChannelStatus) {
 	}
 	tw.Flush()
 	for _, g := range s.Groups {
+		for _, m := range g.Members {
+			if b := m.Blocked; b != nil {
+				fmt.Fprintf(w, "member %s of group %s is blocked on %s for %s: %s\n", m.Name, g.Name, b.Name,
+					time.Since(b.Since).Round(time.Second), b.Reason)
+			}
+		}
 		for _, f := range g.Failed {
 			fmt.Fprintf(w, "group %s gave up on %s: %s\n", g.Name, f.Name, f.Reason)
 		}

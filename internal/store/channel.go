@@ -73,6 +73,58 @@ func (ch Channel) Register(ctx context.Context) error {
 	})
 }
 
+// Settings are a channel's settings in its hash B cfg; a zero field is
+// left as it is.
+type Settings struct {
+	MaxBytes    int64         // max: the budget
+	KeepFailed  time.Duration // keep: how long dead letters are kept (negative: 0, not kept)
+	GroupExpiry time.Duration // gexp: drop a group gone this long (negative: off)
+}
+
+// Configure sets the channel's settings.
+func (ch Channel) Configure(ctx context.Context, s Settings) error {
+	var fv []string
+	if s.MaxBytes > 0 {
+		fv = append(fv, "max", strconv.FormatInt(s.MaxBytes, 10))
+	}
+	if s.KeepFailed != 0 {
+		fv = append(fv, "keep", strconv.FormatInt(max(s.KeepFailed.Milliseconds(), 0), 10))
+	}
+	if s.GroupExpiry > 0 {
+		fv = append(fv, "gexp", strconv.FormatInt(s.GroupExpiry.Milliseconds(), 10))
+	}
+	return ch.c.retry(ctx, "configure channel", func(ctx context.Context) error {
+		if s.GroupExpiry < 0 {
+			if err := ch.c.rc.Do(ctx, ch.b().Hdel().Key(ch.k.Config()).Field("gexp").Build()).Error(); err != nil {
+				return err
+			}
+		}
+		if len(fv) == 0 {
+			return nil
+		}
+		cmd := ch.b().Hset().Key(ch.k.Config()).FieldValue()
+		for i := 0; i < len(fv); i += 2 {
+			cmd = cmd.FieldValue(fv[i], fv[i+1])
+		}
+		return ch.c.rc.Do(ctx, cmd.Build()).Error()
+	})
+}
+
+// Settings returns the channel's settings as stored (zero where unset).
+func (ch Channel) Settings(ctx context.Context) (Settings, error) {
+	var s Settings
+	err := ch.c.retry(ctx, "read channel settings", func(ctx context.Context) error {
+		v, err := ch.c.rc.Do(ctx, ch.b().Hmget().Key(ch.k.Config()).Field("max", "keep", "gexp").Build()).ToArray()
+		if err != nil {
+			return err
+		}
+		n := func(i int) int64 { x, _ := v[i].AsInt64(); return x }
+		s = Settings{MaxBytes: n(0), KeepFailed: time.Duration(n(1)) * time.Millisecond, GroupExpiry: time.Duration(n(2)) * time.Millisecond}
+		return nil
+	})
+	return s, err
+}
+
 // SetBudget sets the most bytes the channel may hold.
 func (ch Channel) SetBudget(ctx context.Context, max int64) error {
 	return ch.c.retry(ctx, "set budget", func(ctx context.Context) error {

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +16,9 @@ import (
 type Announce struct {
 	Entry string // stream entry id
 	ID    string // file id; empty if the entry was deleted
+	// Group is set on an entry that delivers a file again to that group
+	// only (Retry); every other group just acknowledges it.
+	Group string
 }
 
 // Join creates group on the channel (idempotent). The group receives every
@@ -22,9 +28,10 @@ func (ch Channel) Join(ctx context.Context, group string) error {
 	return err
 }
 
-// Drop removes group; files it held back are released. It returns how many.
-func (ch Channel) Drop(ctx context.Context, group string) (int64, error) {
-	m, err := ch.lua(ctx, "drop group", luaDrop, group)
+// Drop removes group, recording why; files it held back are released. It
+// returns how many.
+func (ch Channel) Drop(ctx context.Context, group, reason string) (int64, error) {
+	m, err := ch.lua(ctx, "drop group", luaDrop, group, now(), reason)
 	if err != nil {
 		return 0, err
 	}
@@ -38,7 +45,7 @@ func (ch Channel) ClaimMember(ctx context.Context, group, member, token string, 
 	if force {
 		f = "1"
 	}
-	r, err := ch.luaString(ctx, "claim member", luaMember, group, member, token, strconv.FormatInt(ttl.Milliseconds(), 10), f)
+	r, err := ch.luaString(ctx, "claim member", luaMember, group, member, token, strconv.FormatInt(ttl.Milliseconds(), 10), f, now())
 	if err != nil {
 		return "", false, err
 	}
@@ -47,14 +54,14 @@ func (ch Channel) ClaimMember(ctx context.Context, group, member, token string, 
 
 // ReleaseMember gives the member lease up, if token still holds it.
 func (ch Channel) ReleaseMember(ctx context.Context, group, member, token string) error {
-	_, err := ch.luaString(ctx, "release member", luaMember, group, member, token, "0", "release")
+	_, err := ch.luaString(ctx, "release member", luaMember, group, member, token, "0", "release", now())
 	return err
 }
 
 func announces(xs []rueidis.XRangeEntry) []Announce {
 	out := make([]Announce, 0, len(xs))
 	for _, x := range xs {
-		out = append(out, Announce{Entry: x.ID, ID: x.FieldValues["f"]})
+		out = append(out, Announce{Entry: x.ID, ID: x.FieldValues["f"], Group: x.FieldValues["g"]})
 	}
 	return out
 }
@@ -116,10 +123,94 @@ const (
 	AckLost = "lost" // another member owns the entry now
 )
 
-// Ack acknowledges file id (entry) for group. With a member it only acks if
-// the member still owns the entry. A non-empty reason records a failure.
-func (ch Channel) Ack(ctx context.Context, id, entry, group, member, reason string) (string, error) {
-	return ch.luaString(ctx, "acknowledge file", luaAck, id, entry, group, member, reason)
+// Ack modes: what an acknowledgement does with the file for the group.
+const (
+	AckDone = "done" // handled, or given up with a reason: the group is done with it
+	AckDead = "dead" // given up with a reason, kept as a dead letter for the channel's retention
+	AckSkip = "skip" // an entry delivering a file again to another group: only acknowledged
+)
+
+// Ack acknowledges file id (entry) for group, in mode. With a member it
+// only acks if the member still owns the entry. A non-empty reason records
+// a failure.
+func (ch Channel) Ack(ctx context.Context, id, entry, group, member, reason, mode string) (string, error) {
+	return ch.luaString(ctx, "acknowledge file", luaAck, id, entry, group, member, reason, mode, now())
+}
+
+// Retry delivers group's dead letters ids (all of them if none) to it
+// again, and returns those delivered.
+func (ch Channel) Retry(ctx context.Context, group string, ids ...string) ([]string, error) {
+	return ch.luaSlice(ctx, "retry failed files", luaRetry, append([]string{group, now()}, ids...)...)
+}
+
+// DefaultKeep is how long dead letters are kept when the channel says
+// nothing.
+const DefaultKeep = 24 * time.Hour
+
+// Sweep gives up the dead letters kept longer than the channel's
+// retention, and drops groups gone longer than its group expiry. With a
+// group, only its dead letters; with force, all of them. It returns how
+// many dead letters were given up and groups dropped.
+func (ch Channel) Sweep(ctx context.Context, group string, force bool) (gone, dropped int64, err error) {
+	f := "0"
+	if force {
+		f = "1"
+	}
+	m, err := ch.lua(ctx, "sweep", luaSweep, now(), strconv.FormatInt(DefaultKeep.Milliseconds(), 10), group, f)
+	if err != nil {
+		return 0, 0, err
+	}
+	r, err := m.AsIntSlice()
+	if err != nil || len(r) != 2 {
+		return 0, 0, fmt.Errorf("sweep: unexpected reply: %w", err)
+	}
+	return r[0], r[1], nil
+}
+
+// Holder is a group holding part of the channel's budget.
+type Holder struct {
+	Group   string
+	Bytes   int64             // of the files it has not acknowledged
+	Seen    time.Time         // a member was last seen (or the group joined)
+	Blocked map[string]string // blocked members (Keys.Blocked)
+}
+
+// Holders says which groups hold the channel's budget, most bytes first.
+func (ch Channel) Holders(ctx context.Context) ([]Holder, error) {
+	m, err := ch.lua(ctx, "find who holds the budget", luaHolders)
+	if err != nil {
+		return nil, err
+	}
+	arr, err := m.ToArray()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Holder, 0, len(arr))
+	for _, g := range arr {
+		f, err := g.ToArray()
+		if err != nil || len(f) != 4 {
+			return nil, fmt.Errorf("find who holds the budget: unexpected reply: %w", err)
+		}
+		h := Holder{}
+		h.Group, _ = f[0].ToString()
+		h.Bytes, _ = f[1].AsInt64()
+		ms, _ := f[2].AsInt64()
+		h.Seen = time.UnixMilli(ms)
+		h.Blocked, _ = f[3].AsStrMap()
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b Holder) int { return cmp.Compare(b.Bytes, a.Bytes) })
+	return out, nil
+}
+
+// Dropped returns the groups dropped: group -> ms TAB reason.
+func (ch Channel) Dropped(ctx context.Context) (map[string]string, error) {
+	var m map[string]string
+	err := ch.c.retry(ctx, "read dropped groups", func(ctx context.Context) (err error) {
+		m, err = ch.c.rc.Do(ctx, ch.b().Hgetall().Key(ch.k.Dropped()).Build()).AsStrMap()
+		return err
+	})
+	return m, err
 }
 
 // Renew extends member's lease on entry. It reports false if the entry is
@@ -236,6 +327,27 @@ func (ch Channel) Subscribe(ctx context.Context, group string, fn func(mark bool
 	return ch.c.rc.Receive(ctx, ch.b().Subscribe().Channel(ch.k.Group(group)).Build(), func(m rueidis.PubSubMessage) {
 		fn(strings.HasSuffix(m.Message, " mark"))
 	})
+}
+
+// SetBlocked records member of group as blocked, with what and why (see
+// Keys.Blocked), or, with an empty value, as no longer blocked.
+func (ch Channel) SetBlocked(ctx context.Context, group, member, value string) error {
+	return ch.c.retry(ctx, "record blocked member", func(ctx context.Context) error {
+		if value == "" {
+			return ch.c.rc.Do(ctx, ch.b().Hdel().Key(ch.k.Blocked(group)).Field(member).Build()).Error()
+		}
+		return ch.c.rc.Do(ctx, ch.b().Hset().Key(ch.k.Blocked(group)).FieldValue().FieldValue(member, value).Build()).Error()
+	})
+}
+
+// BlockedMembers returns the group's blocked members (see Keys.Blocked).
+func (ch Channel) BlockedMembers(ctx context.Context, group string) (map[string]string, error) {
+	var m map[string]string
+	err := ch.c.retry(ctx, "read blocked members", func(ctx context.Context) (err error) {
+		m, err = ch.c.rc.Do(ctx, ch.b().Hgetall().Key(ch.k.Blocked(group)).Build()).AsStrMap()
+		return err
+	})
+	return m, err
 }
 
 // Failed lists the files group gave up on: id -> "name\treason".

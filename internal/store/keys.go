@@ -45,8 +45,20 @@ func (k Keys) Events() string { return k.base + "ev" }
 // Group is a hash of a group's own state (its last completed mark).
 func (k Keys) Group(g string) string { return k.base + "g:" + g }
 
-// Failed is a hash of the files a group gave up on: id -> "name\treason".
+// Failed is a hash of the files a group gave up on: id -> name TAB reason
+// TAB ms TAB state (see scripts/lib.lua).
 func (k Keys) Failed(g string) string { return k.base + "g:" + g + ":failed" }
+
+// Blocked is a hash of the group's members that are blocked on a file by
+// a fault of their own side: member -> since_ms TAB id TAB name TAB reason.
+func (k Keys) Blocked(g string) string { return k.base + "g:" + g + ":blocked" }
+
+// Dead is a sorted set of the files the group gave up on and keeps for the
+// channel's retention (dead letters), scored by when, in ms.
+func (k Keys) Dead(g string) string { return k.base + "g:" + g + ":dead" }
+
+// Dropped is a hash of the groups dropped: group -> ms TAB reason.
+func (k Keys) Dropped() string { return k.base + "dropped" }
 
 // Member is the lease key of one member of a group.
 func (k Keys) Member(g, m string) string { return k.base + "g:" + g + ":m:" + m }

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,6 +57,9 @@ var (
 	luaMember   = script("member")
 	luaBeat     = script("beat")
 	luaPut      = script("put")
+	luaRetry    = script("retry")
+	luaSweep    = script("sweep")
+	luaHolders  = script("holders")
 )
 
 // Config says how to reach Redis.
@@ -66,6 +70,11 @@ type Config struct {
 	CertFile string        // client certificate for rediss:// (PEM), with KeyFile
 	KeyFile  string        // its private key (PEM)
 	Password string        // if set, replaces the URL's password
+	// OnConnection, if set, is called when operations start failing for
+	// want of a connection (lost, with the error), and when one succeeds
+	// again (not lost, with how long it was down). It is called from the
+	// goroutine of the operation, once per change.
+	OnConnection func(lost bool, err error, down time.Duration)
 }
 
 // Client is a connection pool to one Redis server. It is safe for
@@ -75,6 +84,8 @@ type Client struct {
 	bulk     rueidis.Client // its own connection, for chunk values
 	retryFor time.Duration
 	addr     string // redacted, for messages
+	onConn   func(lost bool, err error, down time.Duration)
+	lostAt   atomic.Int64 // Unix ns when operations started failing; 0 while they succeed
 }
 
 // Redact returns the URL with any password replaced, for messages.
@@ -112,6 +123,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	for {
 		c, err := connect(ctx, opt, cfg.RetryFor, safe)
 		if err == nil {
+			c.onConn = cfg.OnConnection
 			return c, nil
 		}
 		if !dropped(err) || time.Since(start)+wait > min(setupRetry, max(cfg.RetryFor, wait)) || ctx.Err() != nil {
@@ -256,6 +268,9 @@ func (c *Client) retry(ctx context.Context, what string, op func(ctx context.Con
 	for {
 		err := op(ctx)
 		if err == nil {
+			if at := c.lostAt.Load(); at != 0 && c.lostAt.CompareAndSwap(at, 0) && c.onConn != nil {
+				c.onConn(false, nil, time.Since(time.Unix(0, at)))
+			}
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -264,6 +279,9 @@ func (c *Client) retry(ctx context.Context, what string, op func(ctx context.Con
 		kind, transient := classify(err)
 		if !transient {
 			return fmt.Errorf("%s: %w", what, kind)
+		}
+		if c.lostAt.CompareAndSwap(0, time.Now().UnixNano()) && c.onConn != nil {
+			c.onConn(true, err, 0)
 		}
 		if first.IsZero() {
 			first = time.Now()

@@ -74,14 +74,14 @@ func TestAckIsIdempotentAndReleasesOnLastGroup(t *testing.T) {
 		}
 	}
 	for i, want := range []string{AckOK, AckDup, AckDup} {
-		if got, err := ch.Ack(ctx, id, entry, "a", "m", ""); err != nil || got != want {
+		if got, err := ch.Ack(ctx, id, entry, "a", "m", "", AckDone); err != nil || got != want {
 			t.Fatalf("ack %d by group a = %q, %v; want %q", i, got, err, want)
 		}
 	}
 	if n := len(srv.Keys("fc:{t}:f:*")); n == 0 {
 		t.Fatal("file released although group b has not acknowledged it")
 	}
-	if got, _ := ch.Ack(ctx, id, entry, "b", "m", ""); got != AckOK {
+	if got, _ := ch.Ack(ctx, id, entry, "b", "m", "", AckDone); got != AckOK {
 		t.Fatalf("ack by b = %q", got)
 	}
 	if keys := srv.Keys("fc:{t}:f:*"); len(keys) != 0 {
@@ -109,10 +109,10 @@ func TestAckByMemberThatLostTheFileIsRefused(t *testing.T) {
 	if ok, _ := ch.Renew(ctx, "g", "frozen", entry); ok {
 		t.Error("Renew by the member that lost the file succeeded")
 	}
-	if got, _ := ch.Ack(ctx, id, entry, "g", "frozen", ""); got != AckLost {
+	if got, _ := ch.Ack(ctx, id, entry, "g", "frozen", "", AckDone); got != AckLost {
 		t.Errorf("Ack by the member that lost the file = %q, want %q", got, AckLost)
 	}
-	if got, _ := ch.Ack(ctx, id, entry, "g", "other", ""); got != AckOK {
+	if got, _ := ch.Ack(ctx, id, entry, "g", "other", "", AckDone); got != AckOK {
 		t.Errorf("Ack by the new owner = %q, want ok", got)
 	}
 }
@@ -293,7 +293,7 @@ func TestReserveAbortsAnUploadEveryGroupGaveUpOn(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("ReadGroup = %v, %v", got, err)
 	}
-	if out, err := ch.Ack(ctx, id, got[0].Entry, "g", "m", "handler failed"); err != nil || out != AckOK {
+	if out, err := ch.Ack(ctx, id, got[0].Entry, "g", "m", "handler failed", AckDead); err != nil || out != AckOK {
 		t.Fatalf("Ack = %q, %v", out, err)
 	}
 	_, _, err = ch.Reserve(ctx, id, []ChunkRef{{Seq: 2, Len: 10}}, 1<<30)
@@ -413,7 +413,7 @@ func TestAckEventsTellMarks(t *testing.T) {
 		id, entry string
 		mark      bool
 	}{{id, got[0].Entry, false}, {mark.ID, mark.Entry, true}} {
-		if out, err := ch.Ack(ctx, a.id, a.entry, "g", "m", ""); err != nil || out != AckOK {
+		if out, err := ch.Ack(ctx, a.id, a.entry, "g", "m", "", AckDone); err != nil || out != AckOK {
 			t.Fatalf("Ack = %q, %v", out, err)
 		}
 		select {
@@ -484,7 +484,7 @@ func TestPutSmallFile(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("ReadGroup = %v, %v", got, err)
 	}
-	if out, err := ch.Ack(ctx, res.ID, got[0].Entry, "g", "m", ""); err != nil || out != AckOK {
+	if out, err := ch.Ack(ctx, res.ID, got[0].Entry, "g", "m", "", AckDone); err != nil || out != AckOK {
 		t.Fatalf("Ack = %q, %v", out, err)
 	}
 	if srv.MustDo(t, "EXISTS", "fc:{t}:f:"+res.ID) != "0" {

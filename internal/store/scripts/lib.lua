@@ -57,9 +57,11 @@ local function release(id)
   unlink_all(chunks)
   if held ~= 0 then redis.call('DECRBY', base .. 'bytes', held) end
   redis.call('XDEL', base .. 'files', h[4])
+  -- The entries that delivered it again to a group (retry.lua).
+  for _, e in ipairs(redis.call('SMEMBERS', fk .. ':re')) do redis.call('XDEL', base .. 'files', e) end
   if h[5] and redis.call('HGET', base .. 'up', h[5]) == id then redis.call('HDEL', base .. 'up', h[5]) end
   redis.call('ZREM', base .. 'live', id)
-  redis.call('DEL', fk, fk .. ':idx', fk .. ':need', fk .. ':acks', fk .. ':pos')
+  redis.call('DEL', fk, fk .. ':idx', fk .. ':need', fk .. ':acks', fk .. ':pos', fk .. ':re')
   redis.call('XADD', base .. 'ev', 'MAXLEN', '~', '64', '*', 'released', id)
 end
 
@@ -122,4 +124,48 @@ local function batch_cmds(bk) return {{'HSET', bk, 'x', 'x'}, {'PEXPIRE', bk, '1
 local function record_sent(bk, name, sent, ttl)
   redis.call('HSET', bk, name, sent)
   redis.call('PEXPIRE', bk, ttl)
+end
+
+-- Dead letters (docs/PROTOCOL.md §6.13). A group that gave up on a file
+-- keeps it, unacknowledged, in g:<G>:dead (score: when) for the channel's
+-- retention; g:<G>:failed holds, per file, name TAB reason TAB when_ms TAB
+-- state ('kept', 'dropped <ms>', 'retried <ms>', or '' once given up
+-- without keeping it).
+local function failed_record(name, reason, now, state)
+  return (name or '') .. '\t' .. reason .. '\t' .. now .. '\t' .. state
+end
+
+-- let_go gives up group's dead letter id for good: the group is done with
+-- it, and the file is released if no other group still needs it.
+local function let_go(group, id, now)
+  local gk = base .. 'g:' .. group
+  redis.call('ZREM', gk .. ':dead', id)
+  local rec = redis.call('HGET', gk .. ':failed', id)
+  if rec then
+    local name, reason, at = string.match(rec, '^([^\t]*)\t([^\t]*)\t?([^\t]*)')
+    redis.call('HSET', gk .. ':failed', id, failed_record(name, reason, at or now, 'dropped ' .. now))
+  end
+  local fk = fkey(id)
+  if redis.call('EXISTS', fk) == 1 then
+    redis.call('SADD', fk .. ':acks', group)
+    release_if_done(id)
+  end
+end
+
+-- drop_group removes a receiver group: it no longer holds back any file.
+-- Returns how many files were released because of it.
+local function drop_group(group)
+  pcall(redis.call, 'XGROUP', 'DESTROY', base .. 'files', group)
+  redis.call('SREM', base .. 'groups', group)
+  local gk = base .. 'g:' .. group
+  redis.call('DEL', gk, gk .. ':failed', gk .. ':dead', gk .. ':blocked')
+  local released = 0
+  for _, id in ipairs(redis.call('ZRANGE', base .. 'live', 0, -1)) do
+    local fk = fkey(id)
+    redis.call('SREM', fk .. ':need', group)
+    redis.call('SREM', fk .. ':acks', group)
+    redis.call('HDEL', fk .. ':pos', group)
+    if release_if_done(id) then released = released + 1 end
+  end
+  return released
 end

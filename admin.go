@@ -1,0 +1,143 @@
+package filecast
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/filecast/filecast/internal/store"
+	"github.com/filecast/filecast/internal/wire"
+)
+
+// Settings are a channel's settings. A zero field leaves the setting as
+// it is.
+type Settings struct {
+	// MaxBytes is the channel's budget (SendOptions.MaxBytes).
+	MaxBytes int64
+	// KeepFailed is how long a file a group gave up on is kept in Redis for
+	// the group (a dead letter, counted in the budget), to be delivered
+	// again with Retry; then it is released and status records that it was
+	// dropped. Negative: files given up on are released at once.
+	// default: 24h
+	KeepFailed time.Duration
+	// GroupExpiry drops a group whose members have all been gone this long,
+	// releasing what only it held; status records it. Negative: off again.
+	// default: off
+	GroupExpiry time.Duration
+}
+
+// Configure sets channel's settings.
+func (c *Client) Configure(ctx context.Context, channel string, s Settings) error {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return err
+	}
+	if s.MaxBytes > 0 && s.MaxBytes < int64(c.opt.ChunkSize) {
+		return fmt.Errorf("%w: budget %d bytes is smaller than one chunk (%d bytes)", ErrUsage, s.MaxBytes, c.opt.ChunkSize)
+	}
+	if s.GroupExpiry > 0 && s.GroupExpiry < c.opt.Lease {
+		return fmt.Errorf("%w: GroupExpiry %v: must be longer than the lease (%v), or live groups would be dropped", ErrUsage, s.GroupExpiry, c.opt.Lease)
+	}
+	c.mu.Lock()
+	delete(c.budgets, ch.Keys().Base())
+	c.mu.Unlock()
+	return ch.Configure(ctx, store.Settings{MaxBytes: s.MaxBytes, KeepFailed: s.KeepFailed, GroupExpiry: s.GroupExpiry})
+}
+
+// holders says which groups hold channel's budget, most bytes first.
+func (c *Client) holders(ctx context.Context, ch store.Channel) ([]Holder, error) {
+	hs, err := ch.Holders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Holder, 0, len(hs))
+	for _, h := range hs {
+		x := Holder{Group: h.Group, Bytes: h.Bytes, Blocked: map[string]string{}}
+		if gone := time.Since(h.Seen); gone > c.opt.Lease {
+			x.Gone = gone
+		}
+		for m, v := range h.Blocked {
+			if b := parseBlocked(v); b != nil {
+				x.Blocked[m] = b.Reason
+			}
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// Retry delivers again to group the files it gave up on and still keeps
+// (ids; every one if none), and returns the ids delivered. A file whose
+// retention ended, or that was released, cannot be.
+func (c *Client) Retry(ctx context.Context, channel, group string, ids ...string) ([]string, error) {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := wire.CheckChannel("group", group); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return ch.Retry(ctx, group, ids...)
+}
+
+// ReleaseFailed gives up for good the files group (every group, if empty)
+// gave up on and still keeps, releasing those no other group needs, and
+// returns how many it gave up.
+func (c *Client) ReleaseFailed(ctx context.Context, channel, group string) (int, error) {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return 0, err
+	}
+	if group != "" {
+		if err := wire.CheckChannel("group", group); err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrUsage, err)
+		}
+	}
+	n, _, err := ch.Sweep(ctx, group, true)
+	return int(n), err
+}
+
+// DropGroup removes group from channel: it stops holding back files, and
+// files only it was waiting for are released. It returns how many were.
+// Members of the group still running fail with a "group no longer exists" error.
+func (c *Client) DropGroup(ctx context.Context, channel, group string) (int, error) {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return 0, err
+	}
+	n, err := ch.Drop(ctx, group, "dropped by an operator")
+	return int(n), err
+}
+
+// Abort gives up upload id: receivers reading it get ErrAborted, and its
+// data is released once every group has seen the abort.
+func (c *Client) Abort(ctx context.Context, channel, id, reason string) error {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return err
+	}
+	if reason == "" {
+		reason = "aborted"
+	}
+	return ch.Abort(ctx, id, reason)
+}
+
+// AbortStale aborts every upload of channel whose sender has been silent
+// for longer than olderThan, and returns them.
+func (c *Client) AbortStale(ctx context.Context, channel string, olderThan time.Duration) ([]FileStatus, error) {
+	s, err := c.Status(ctx, channel)
+	if err != nil {
+		return nil, err
+	}
+	var out []FileStatus
+	for _, f := range s.Files {
+		if f.State == string(wire.Uploading) && time.Since(f.Heartbeat) > olderThan {
+			reason := fmt.Sprintf("sender %s silent for %v; aborted by an operator", f.Sender, time.Since(f.Heartbeat).Round(time.Second))
+			if err := c.Abort(ctx, channel, f.ID, reason); err != nil {
+				return out, err
+			}
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
