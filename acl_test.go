@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -22,14 +23,14 @@ var aclUsers = []string{
 	`user fc-send on >send-pw resetchannels ~fc:* ` +
 		`+hello +ping +info +evalsha +eval +client|unblock +sadd +hset +xread +hgetall +xrange ` +
 		`+exists +hget +hmget +scard +smembers +xadd +zadd +decrby +hincrby +incrby +xrevrange +sdiff ` +
-		`+unlink +hdel +xdel +zrem +del +pexpire ` +
+		`+unlink +hdel +xdel +zrem +del +pexpire +zrange +zrangebyscore +xgroup|destroy +srem ` +
 		`(+get ~fc:{*}:bytes) (+set ~fc:{*}:f:*:c:*)`,
 	`user fc-recv on >recv-pw resetchannels ~fc:* &fc:{*}:g:* ` +
 		`+hello +ping +info +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
 		`+subscribe +publish +xreadgroup +xautoclaim +xpending +xclaim +xack +xinfo|groups +xread +xrange ` +
 		`+hgetall +hget +hmget +hset +hincrby +decrby +sismember +smembers +sdiff +exists +xadd +xdel +xtrim ` +
-		`+unlink +hdel +zrem ` +
-		`(+set ~fc:{*}:g:*:m:*)`,
+		`+unlink +hdel +zrem +zrange +zrangebyscore +xgroup|destroy +srem ` +
+		`(+set ~fc:{*}:g:*:m:*) (+zadd ~fc:{*}:g:*:dead)`,
 }
 
 func userURL(srv *redistest.Server, user, password string) string {
@@ -86,6 +87,26 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	if left := leftovers(srv, "acl"); len(left) != 0 {
 		t.Errorf("keys left: %v", left)
 	}
+
+	// A file the receive-only user's handler keeps failing on is kept for
+	// its group, and let go by its sweeps when the retention ends.
+	if err := sender.Configure(ctx, "acl", filecast.Settings{KeepFailed: time.Second}); err != nil {
+		t.Fatalf("send-only user cannot configure the channel: %v", err)
+	}
+	failing := make(chan filecast.Result, 1)
+	fctx, stopFailing := context.WithCancel(ctx)
+	defer stopFailing()
+	go receiver.Receive(fctx, "acl", func(context.Context, *filecast.File) error { return errors.New("no") },
+		filecast.ReceiveOptions{Group: "g", Retries: -1, OnResult: func(r filecast.Result) { failing <- r }})
+	mustSend(t, sender, "acl", "bad", []byte("fails"), filecast.SendOptions{})
+	if r := <-failing; r.Err == nil {
+		t.Fatal("the failing handler succeeded")
+	}
+	if n := srv.MustDo(t, "ZCARD", "fc:{acl}:g:g:dead"); n != "1" {
+		t.Errorf("the receive-only user did not keep the failed file: %s dead letters", n)
+	}
+	waitUntil(t, "the receive-only user's sweep to let the failed file go", func() bool { return len(leftovers(srv, "acl")) == 0 })
+	stopFailing()
 
 	// And nothing more.
 	if _, err := receiver.Send(ctx, "acl", strings.NewReader("x"), filecast.Meta{Name: "y"}, filecast.SendOptions{}); !errors.Is(err, filecast.ErrAuth) {

@@ -1,8 +1,10 @@
 package filecast
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/filecast/filecast/internal/store"
@@ -53,7 +55,7 @@ func (c *Client) holders(ctx context.Context, ch store.Channel) ([]Holder, error
 	out := make([]Holder, 0, len(hs))
 	for _, h := range hs {
 		x := Holder{Group: h.Group, Bytes: h.Bytes, Blocked: map[string]string{}}
-		if gone := time.Since(h.Seen); gone > c.opt.Lease {
+		if gone := time.Since(h.Seen); gone > h.SeenTTL { // the members' own lease, not this client's
 			x.Gone = gone
 		}
 		for m, v := range h.Blocked {
@@ -63,6 +65,11 @@ func (c *Client) holders(ctx context.Context, ch store.Channel) ([]Holder, error
 		}
 		out = append(out, x)
 	}
+	// Most bytes first; among equals, the groups that would not free them
+	// (gone, then blocked) first.
+	slices.SortStableFunc(out, func(a, b Holder) int {
+		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(b.Gone, a.Gone), cmp.Compare(len(b.Blocked), len(a.Blocked)))
+	})
 	return out, nil
 }
 

@@ -65,8 +65,9 @@ func (u *upload) waiting(ctx context.Context, w *budgetWait) {
 	u.opt.OnWait(Wait{File: u.name, For: now.Sub(w.since), Holders: holders})
 }
 
-// sweepEveryMax bounds how long a receiver goes between sweeps.
-const sweepEveryMax = time.Minute
+// sweepEveryMax bounds how long a receiver goes between sweeps (and so
+// how long a change of the settings takes to count).
+const sweepEveryMax = 10 * time.Second
 
 // sweeper gives up, now and then, the dead letters kept past the channel's
 // retention and the groups gone past its expiry (Settings): receivers do,

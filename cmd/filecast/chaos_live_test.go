@@ -273,3 +273,55 @@ func describeLogs(dir string) string {
 	}
 	return b.String()
 }
+
+// A receiver's disk filled and freed at random moments while files arrive:
+// the receiver blocks and goes on; every file arrives once, byte-identical;
+// nothing is left in Redis or in the directory.
+func TestChaosDiskFull(t *testing.T) {
+	t.Parallel()
+	chaosRun(t, 2, func(t *testing.T, rng *rand.Rand) {
+		c := newCLI(t, redistest.Config{})
+		out := tmpfs(t, 48<<20)
+		src, files := chaosFiles(t, rng, 24)
+		joinGroups(t, c.url, "cd", "g")
+		recv := c.start("recv", "cd", "--group", "g", "--member", "m", "--dir", out, "--until-eof", "--json")
+		filler := filepath.Join(out, ".filler") // hidden: not one of the files
+		fill := func() {
+			f, err := os.Create(filler)
+			if err != nil {
+				return // full already
+			}
+			defer f.Close()
+			buf := make([]byte, 16<<10)
+			for {
+				if _, err := f.Write(buf); err != nil {
+					return
+				}
+			}
+		}
+		// The disk is full when the files start to come, and fills up again
+		// at random moments.
+		fill()
+		send := c.start("send", "cd", src, "--eof", "--max-bytes", "4MiB")
+		fills := 1
+		for i := range 3 {
+			if i > 0 {
+				fill()
+				fills++
+			}
+			time.Sleep(time.Duration(200+rng.IntN(1500)) * time.Millisecond)
+			os.Remove(filler)
+			time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
+		}
+		expectOK(t, send.wait())
+		r := recv.waitUpTo(90 * time.Second)
+		expectOK(t, r)
+		done := map[string]int{}
+		completions(r.stdout, done)
+		checkDelivered(t, c, "cd", out, files, done, 0)
+		if parts := partFiles(t, out); len(parts) != 0 {
+			t.Errorf("partial files left: %q", parts)
+		}
+		t.Logf("%d fills, blocked %d times", fills, strings.Count(r.stdout, `"event":"blocked"`))
+	})
+}

@@ -172,6 +172,7 @@ type Holder struct {
 	Group   string
 	Bytes   int64             // of the files it has not acknowledged
 	Seen    time.Time         // a member was last seen (or the group joined)
+	SeenTTL time.Duration     // that member's lease: gone once Seen is older (0: unknown)
 	Blocked map[string]string // blocked members (Keys.Blocked)
 }
 
@@ -188,7 +189,7 @@ func (ch Channel) Holders(ctx context.Context) ([]Holder, error) {
 	out := make([]Holder, 0, len(arr))
 	for _, g := range arr {
 		f, err := g.ToArray()
-		if err != nil || len(f) != 4 {
+		if err != nil || len(f) != 5 {
 			return nil, fmt.Errorf("find who holds the budget: unexpected reply: %w", err)
 		}
 		h := Holder{}
@@ -196,7 +197,9 @@ func (ch Channel) Holders(ctx context.Context) ([]Holder, error) {
 		h.Bytes, _ = f[1].AsInt64()
 		ms, _ := f[2].AsInt64()
 		h.Seen = time.UnixMilli(ms)
-		h.Blocked, _ = f[3].AsStrMap()
+		ttl, _ := f[3].AsInt64()
+		h.SeenTTL = time.Duration(ttl) * time.Millisecond
+		h.Blocked, _ = f[4].AsStrMap()
 		out = append(out, h)
 	}
 	slices.SortFunc(out, func(a, b Holder) int { return cmp.Compare(b.Bytes, a.Bytes) })

@@ -15,6 +15,11 @@ local mode, now = oneof(ARGV[7], 'mode', 'done', 'dead', 'skip'), int(ARGV[8], '
 if id ~= '' then word(id, 'id') end -- empty: an entry whose file was deleted
 if member ~= '' then word(member, 'member') end
 if mode == 'dead' and reason == '' then bad('reason', '') end
+if mode == 'dead' then
+  local no = denied('keeping a failed file for a retry', {{'ZADD', base .. 'g:' .. group .. ':dead', '0', 'x'},
+    {'HSET', base .. 'g:' .. group .. ':failed', 'x', 'x'}})
+  if no then return no end
+end
 local o = owner(group, eid)
 if not o then return 'dup' end
 if member ~= '' and o ~= member then return 'lost' end

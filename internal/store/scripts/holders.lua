@@ -3,7 +3,7 @@
 -- counts for each), when a member was last seen, and which members are
 -- blocked (member -> the record of Keys.Blocked). Read only.
 -- ARGV: base
--- Returns {{group, bytes, seen_ms, {member, record, ...}}, ...}
+-- Returns {{group, bytes, seen_ms, seen_ttl_ms, {member, record, ...}}, ...}
 local by = {}
 for _, id in ipairs(redis.call('ZRANGE', base .. 'live', 0, -1)) do
   local fk = fkey(id)
@@ -15,7 +15,7 @@ end
 local out = {}
 for _, g in ipairs(redis.call('SMEMBERS', base .. 'groups')) do
   local gk = base .. 'g:' .. g
-  local h = redis.call('HMGET', gk, 'seen', 'created')
-  out[#out + 1] = {g, by[g] or 0, h[1] or h[2] or '0', redis.call('HGETALL', gk .. ':blocked')}
+  local h = redis.call('HMGET', gk, 'seen', 'created', 'seenttl')
+  out[#out + 1] = {g, by[g] or 0, h[1] or h[2] or '0', h[3] or '0', redis.call('HGETALL', gk .. ':blocked')}
 end
 return out

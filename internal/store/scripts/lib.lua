@@ -34,6 +34,10 @@ if KEYS[1] ~= base .. 'files' or not string.match(base, '^.+:{.+}:$') then bad('
 
 local function fkey(id) return base .. 'f:' .. id end
 
+-- The budget of a channel that never set one (1 GiB): every client passes
+-- the same where a script takes default_max.
+local default_budget = 1073741824
+
 -- alldone reports whether every group that must consume the file acked it.
 local function alldone(fk)
   return #redis.call('SDIFF', fk .. ':need', fk .. ':acks') == 0
@@ -126,6 +130,62 @@ local function record_sent(bk, name, sent, ttl)
   redis.call('PEXPIRE', bk, ttl)
 end
 
+-- trim releases the chunks of a file that every group still needing it
+-- has durably consumed (its pos), when the channel is over budget (a file
+-- larger than the budget streams through it) or the file is live and
+-- holds more than live_keep chunks (a stream that never ends keeps a
+-- bounded number of keys). Trimmed chunks take their index entries with
+-- them when the last of them carries a prefix digest (and the user may
+-- run XTRIM): the record keeps the length of the trimmed prefix (off) and
+-- its digest (pre) instead. Returns {bytes released, 1 if the budget is
+-- full (another chunk would not fit) else 0}.
+local live_keep = 64
+local function trim(id, default_max)
+  local fk = fkey(id)
+  local h = redis.call('HMGET', fk, 'chunk', 'lo', 'n', 'live', 'off')
+  if not h[1] then return {0, 0} end
+  local max = tonumber(redis.call('HGET', base .. 'cfg', 'max') or default_max)
+  local bytes = tonumber(redis.call('GET', base .. 'bytes') or '0')
+  local full = bytes + tonumber(h[1]) > max
+  local lo, committed = tonumber(h[2]), tonumber(h[3])
+  if not full and not (h[4] == '1' and committed - lo + 1 > live_keep) then return {0, 0} end
+  local pos = fk .. ':pos'
+  local min = committed
+  for _, g in ipairs(redis.call('SMEMBERS', fk .. ':need')) do
+    if redis.call('SISMEMBER', fk .. ':acks', g) == 0 then
+      min = math.min(min, tonumber(redis.call('HGET', pos, g)) or 0)
+    end
+  end
+  if min < lo then return {0, full and 1 or 0} end
+  local freed, below, keys, pre = 0, 0, {}, nil
+  for _, e in ipairs(redis.call('XRANGE', fk .. ':idx', '-', '0-' .. min)) do
+    local seq, len = tonumber(string.sub(e[1], 3)), 0
+    pre = nil
+    for i = 1, #e[2], 2 do
+      if e[2][i] == 'n' then len = tonumber(e[2][i + 1]) end
+      if e[2][i] == 'p' then pre = e[2][i + 1] end
+    end
+    below = below + len
+    if seq >= lo then
+      freed = freed + len
+      keys[#keys + 1] = fk .. ':c:' .. seq
+    end
+  end
+  -- An ACL user set up before index trimming (without XTRIM) keeps the
+  -- index whole, as older clients did.
+  if pre and redis.acl_check_cmd and not redis.acl_check_cmd('XTRIM', fk .. ':idx', 'MINID', '0-1') then pre = nil end
+  unlink_all(keys)
+  redis.call('HSET', fk, 'lo', min + 1)
+  if pre then
+    redis.call('XTRIM', fk .. ':idx', 'MINID', '0-' .. (min + 1))
+    redis.call('HSET', fk, 'off', (tonumber(h[5]) or 0) + below, 'pre', pre)
+  end
+  redis.call('HINCRBY', fk, 'held', -freed)
+  redis.call('DECRBY', base .. 'bytes', freed)
+  redis.call('XADD', base .. 'ev', 'MAXLEN', '~', '64', '*', 'trimmed', id)
+  return {freed, (bytes - freed + tonumber(h[1]) > max) and 1 or 0}
+end
+
 -- Dead letters (docs/PROTOCOL.md §6.13). A group that gave up on a file
 -- keeps it, unacknowledged, in g:<G>:dead (score: when) for the channel's
 -- retention; g:<G>:failed holds, per file, name TAB reason TAB when_ms TAB
@@ -148,7 +208,7 @@ local function let_go(group, id, now)
   local fk = fkey(id)
   if redis.call('EXISTS', fk) == 1 then
     redis.call('SADD', fk .. ':acks', group)
-    release_if_done(id)
+    if not release_if_done(id) then trim(id, default_budget) end
   end
 end
 
@@ -165,7 +225,11 @@ local function drop_group(group)
     redis.call('SREM', fk .. ':need', group)
     redis.call('SREM', fk .. ':acks', group)
     redis.call('HDEL', fk .. ':pos', group)
-    if release_if_done(id) then released = released + 1 end
+    if release_if_done(id) then
+      released = released + 1
+    else
+      trim(id, default_budget) -- what the group held back, the others may have consumed
+    end
   end
   return released
 end

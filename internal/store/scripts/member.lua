@@ -12,11 +12,12 @@ local cur = redis.call('GET', k)
 if ARGV[6] == 'release' then
   if cur == ARGV[4] then
     redis.call('DEL', k)
-    redis.call('HSET', base .. 'g:' .. ARGV[2], 'seen', now)
+    redis.call('HSET', base .. 'g:' .. ARGV[2], 'seen', now, 'seenttl', 0) -- gone from now
   end
   return 'ok'
 end
 if cur and cur ~= ARGV[4] and ARGV[6] ~= '1' then return cur end
 redis.call('SET', k, ARGV[4], 'PX', ARGV[5])
-redis.call('HSET', base .. 'g:' .. ARGV[2], 'seen', now)
+-- A member renews its claim well within its ttl: gone, once seen is older.
+redis.call('HSET', base .. 'g:' .. ARGV[2], 'seen', now, 'seenttl', ARGV[5])
 return 'ok'
