@@ -40,10 +40,21 @@ the files, each file going to one member.
 
 A file is acknowledged only after it was handled successfully and all of it
 passed its integrity checks; otherwise it is retried, and after --retries
-more attempts recorded as failed (see "filecast status"). A member that is
-killed gets its unfinished files again when it restarts with the same
---member name; a member silent for longer than --lease loses them to
-another member of its group.
+more attempts set aside for the group: kept in Redis for the channel's
+--keep-failed time (24h), listed by "filecast status", delivered again by
+"filecast retry". A member that is killed gets its unfinished files again
+when it restarts with the same --member name; a member silent for longer
+than --lease loses them to another member of its group.
+
+A fault of the receiver's own side — no space left, a read-only or
+unwritable --dir, an I/O error, an --exec command that cannot be found or
+started — is not the file's: the receiver keeps the file (not acknowledged,
+not given up), takes no other, says once what is wrong, and tries again
+until the fault clears, then resumes where it stopped. "filecast status"
+shows the member as blocked. --fail-fast exits with code 5 instead (the
+file stays in Redis). A --dir that cannot be written at all is refused at
+start (exit 2), and partial files this member left of files no longer in
+Redis are removed at start.
 
 Outputs (choose one):
   --dir DIR    write each file under DIR at its name, via a hidden partial

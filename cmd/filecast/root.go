@@ -51,7 +51,7 @@ need not appear in a command line; filecast never prints it.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 4 Redis unreachable, refused the credentials or may evict data,
-130 interrupted.`,
+5 the receiver's own side failed (recv --fail-fast), 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -97,7 +97,7 @@ func printStatus(w io.Writer, s *filecast.ChannelStatus) {
 		}
 	}
 	if len(s.Groups) > 0 {
-		fmt.Fprintln(tw, "\nGROUP\tLAG\tPENDING\tMEMBERS (pending, idle)\tFAILED")
+		fmt.Fprintln(tw, "\nGROUP\tLAG\tPENDING\tHOLDS\tLAST SEEN\tMEMBERS (pending, idle)\tFAILED")
 		for _, g := range s.Groups {
 			var ms []string
 			for _, m := range g.Members {
@@ -111,7 +111,11 @@ func printStatus(w io.Writer, s *filecast.ChannelStatus) {
 			if g.Lag < 0 {
 				lag = "?"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\n", g.Name, lag, g.Pending, strings.Join(ms, " "), len(g.Failed))
+			seen := "-"
+			if !g.Seen.IsZero() {
+				seen = time.Since(g.Seen).Round(time.Second).String() + " ago"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", g.Name, lag, g.Pending, human(g.Held), seen, strings.Join(ms, " "), len(g.Failed))
 		}
 	}
 	tw.Flush()
@@ -123,7 +127,18 @@ func printStatus(w io.Writer, s *filecast.ChannelStatus) {
 			}
 		}
 		for _, f := range g.Failed {
-			fmt.Fprintf(w, "group %s gave up on %s: %s\n", g.Name, f.Name, f.Reason)
+			state := ""
+			switch f.State {
+			case "kept":
+				left := s.KeepFailed - time.Since(f.At)
+				state = fmt.Sprintf(" (kept for filecast retry %s --group %s; released in %v)", s.Channel, g.Name, max(left, 0).Round(time.Second))
+			case "dropped":
+				state = fmt.Sprintf(" (dropped %v ago)", time.Since(f.DroppedAt).Round(time.Second))
+			}
+			fmt.Fprintf(w, "group %s gave up on %s: %s%s\n", g.Name, f.Name, f.Reason, state)
 		}
+	}
+	for _, d := range s.Dropped {
+		fmt.Fprintf(w, "group %s was dropped %v ago: %s\n", d.Name, time.Since(d.At).Round(time.Second), d.Reason)
 	}
 }

@@ -571,6 +571,7 @@ func TestScriptsRejectBadInputAndChangeNothing(t *testing.T) {
 		{"begin", []string{"id1", "x", "1", "1000", "s/1/t", "file", "maybe", ""}, "takeover"},
 		{"begin", []string{"id1", "x", "1", "1000", "s/1/t", "file", "0", "", "v"}, "fields"},
 		{"begin", []string{"id 1", "x", "1", "1000", "s/1/t", "file", "0", ""}, "id"},
+		{"begin", []string{"id1", "x", "1", "1000", "s/1/t", "file", "0", "", "state", "complete"}, "kept by the scripts"},
 		{"put", []string{"id2", "p", "s/1/t", "1", "1048576", "b", "sent", "1000", "0", "4", d, "abc"}, "size"},
 		{"put", []string{"id2", "p", "s/1/t", "1", "1048576", "b", "sent", "1000", "0", "3", "xyz", "abc"}, "digest"},
 		{"put", []string{"id2", "p", "s/1/t", "1", "1048576", "b", "sent", "0", "0", "3", d, "abc"}, "ttl_ms"},

@@ -9,7 +9,7 @@ local id, name, now, stale, sender, kind, takeover, batch = word(ARGV[2], 'id'),
   int(ARGV[5], 'stale_ms', 0), word(ARGV[6], 'sender'), oneof(ARGV[7], 'kind', 'file', 'mark'), oneof(ARGV[8], 'takeover', '0', '1'), ARGV[9] or ''
 if (kind == 'file') == (name == '') then bad('name', name) end -- a file has one, a mark none
 if batch ~= '' then word(batch, 'batch') end
-if (#ARGV - 9) % 2 ~= 0 then bad('fields', 'an odd count') end
+fields(10)
 if redis.call('SCARD', base .. 'groups') == 0 then return {'nogroups'} end
 if kind == 'file' then
   local cur = redis.call('HGET', base .. 'up', name)

@@ -32,6 +32,18 @@ local function entryid(v, what)
 end
 if KEYS[1] ~= base .. 'files' or not string.match(base, '^.+:{.+}:$') then bad('key base', base) end
 
+-- fields checks the record fields a sender gives (ARGV from first on, as
+-- field, value pairs): an even count, and none of the fields the scripts
+-- keep themselves.
+local kept = {state = true, created = true, hb = true, n = true, lo = true, r = true, held = true, entry = true,
+  off = true, pre = true, digest = true, reason = true}
+local function fields(first)
+  if (#ARGV - first + 1) % 2 ~= 0 then bad('fields', 'an odd count') end
+  for i = first, #ARGV, 2 do
+    if kept[ARGV[i]] then bad('field', ARGV[i] .. ' is kept by the scripts') end
+  end
+end
+
 local function fkey(id) return base .. 'f:' .. id end
 
 -- The budget of a channel that never set one (1 GiB): every client passes

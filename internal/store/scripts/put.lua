@@ -26,7 +26,7 @@ int(ARGV[6], 'default_max', 1)
 if name == '' then bad('name', '') end
 if (ARGV[8] or '') == '' then bad('sent', '') end
 if size ~= #(value or '') then bad('size', ARGV[11] .. ' but ' .. #(value or '') .. ' bytes') end
-if (#ARGV - 13) % 2 ~= 0 then bad('fields', 'an odd count') end
+fields(14)
 local fk = fkey(id)
 local bk = batch_key(batch)
 if redis.call('EXISTS', fk) == 1 then
