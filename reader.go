@@ -97,6 +97,18 @@ func (c *Client) Stat(ctx context.Context, channel, id string) (*FileInfo, error
 	return info, nil
 }
 
+// Awaits reports whether group is still to get file id of channel: it is in
+// Redis, and the group must consume it and has not acknowledged it (nor
+// given it up). A receiver keeping a partial copy of a file that no
+// longer awaits its group keeps a leftover.
+func (c *Client) Awaits(ctx context.Context, channel, group, id string) (bool, error) {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return false, err
+	}
+	return ch.Awaits(ctx, id, group)
+}
+
 func (c *Client) open(ctx context.Context, ch store.Channel, id, group string, rec *wire.File) (*File, error) {
 	if rec == nil {
 		var err error

@@ -406,13 +406,15 @@ func (r *receiver) notInFlight(batch []store.Announce) []store.Announce {
 }
 
 // finished reports whether the group has handled everything up to its
-// last end-of-batch mark and nothing after it.
+// last end-of-batch mark, and nothing was sent after it (else the next
+// batch has begun: it goes on to the next mark).
 func (r *receiver) finished(ctx context.Context) (bool, error) {
 	gi, ok, err := r.ch.Group(ctx, r.opt.Group)
-	if err != nil || !ok {
+	if err != nil || !ok || gi.Mark == "" || gi.Pending != 0 || gi.LastDelivered != gi.Mark {
 		return false, err
 	}
-	return gi.Mark != "" && gi.Pending == 0 && gi.LastDelivered == gi.Mark, nil
+	more, err := r.ch.After(ctx, gi.Mark)
+	return !more, err
 }
 
 // work handles one entry. It returns an error only for failures that

@@ -958,9 +958,17 @@ func TestCLICorruptChunk(t *testing.T) {
 		t.Errorf("target directory holds %q after a failed integrity check, want nothing", got)
 	}
 	st := c.status("rot")
-	if len(st.Groups) != 1 || len(st.Groups[0].Failed) != 1 || st.Groups[0].Failed[0].Name != "three.bin" {
-		t.Errorf("status --json groups %+v, want three.bin failed for g", st.Groups)
+	if len(st.Groups) != 1 || len(st.Groups[0].Failed) != 1 || st.Groups[0].Failed[0].Name != "three.bin" ||
+		st.Groups[0].Failed[0].State != "kept" {
+		t.Fatalf("status --json groups %+v, want three.bin failed for g, and kept", st.Groups)
 	}
+	// The file is kept: once the chunk is repaired, a retry reads it again.
+	c.srv.MustDo(t, "SETRANGE", keys[0], "100", old)
+	expectOK(t, c.run("retry", "rot", "--group", "g", "three.bin"))
+	expectOK(t, c.run("send", "rot", writeTemp(t, "after.txt", "after\n"), "--eof"))
+	expectOK(t, c.run("recv", "rot", "--group", "g", "--dir", out, "--until-eof", "--lease", "2s"))
+	sameFile(t, filepath.Join(out, "three.bin"), data)
+	expectReleased(t, c.srv, "rot")
 }
 
 // clean --stale aborts the upload of a dead sender (receivers skip it and

@@ -274,20 +274,30 @@ func TestCLILeftoversRemovedAtStart(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t, redistest.Config{})
 	out := t.TempDir()
+	joinGroups(t, c.url, "lo", "g")
+	// A file still in Redis, but not for this group (it was dropped and
+	// joined again since), and one that still awaits it.
+	plantFile(t, c.srv, "lo", "00000000000000aa", "other.bin", []byte("x"), []string{"another"})
+	plantFile(t, c.srv, "lo", "00000000000000bb", "awaited.bin", []byte("x"), []string{"g", "another"})
 	mine := filepath.Join(out, "sub", ".filecast-0123456789abcdef-m.part")
+	notOurs := filepath.Join(out, ".filecast-00000000000000aa-m.part")
+	awaited := filepath.Join(out, ".filecast-00000000000000bb-m.part")
 	theirs := filepath.Join(out, ".filecast-0123456789abcdef-other.part")
 	unrelated := filepath.Join(out, ".filecast-notes")
-	for _, p := range []string{mine, theirs, unrelated} {
+	for _, p := range []string{mine, notOurs, awaited, theirs, unrelated} {
 		writeFile(t, p, []byte("x"), 0o644)
 	}
 	recv := c.start("recv", "lo", "--group", "g", "--member", "m", "--dir", out)
 	waitFor(t, 20*time.Second, "the leftover to be removed", func() bool {
-		return strings.Contains(recv.stderr(), "removed "+mine+", the partial file of a file no longer in redis")
+		return strings.Contains(recv.stderr(), "removed "+mine+", the partial file of a file this group no longer awaits")
+	})
+	waitFor(t, 20*time.Second, "the leftover of a file not for this group to be removed", func() bool {
+		return strings.Contains(recv.stderr(), "removed "+notOurs)
 	})
 	if _, err := os.Stat(mine); err == nil {
 		t.Error("the member's leftover is still there")
 	}
-	for _, p := range []string{theirs, unrelated} {
+	for _, p := range []string{theirs, unrelated, awaited} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s, not this member's, was touched: %v", p, err)
 		}

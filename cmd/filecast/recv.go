@@ -147,8 +147,8 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	defer c.Close()
 	if dir != nil {
 		dir.removeLeftovers(func(id string) bool {
-			_, err := c.Stat(ctx, channel, id)
-			return errors.Is(err, filecast.ErrGone)
+			awaits, err := c.Awaits(ctx, channel, o.group, id)
+			return err == nil && !awaits
 		}, stderr)
 	}
 

@@ -238,9 +238,10 @@ func (d *dirSink) syncDir(dir string) error {
 	return f.Sync()
 }
 
-// removeLeftovers removes this member's partial files of files that are no
-// longer in Redis (released, dropped or expired while it was not running),
-// saying so, and touches nothing else. gone reports whether file id is gone.
+// removeLeftovers removes this member's partial files of files that no
+// longer await its group (released, given up, or its group dropped while
+// it was not running), saying so, and touches nothing else. gone reports
+// whether file id no longer awaits the group.
 func (d *dirSink) removeLeftovers(gone func(id string) bool, stderr io.Writer) error {
 	suffix := "-" + d.member + ".part"
 	return filepath.WalkDir(d.dir, func(p string, e fs.DirEntry, err error) error {
@@ -257,7 +258,7 @@ func (d *dirSink) removeLeftovers(gone func(id string) bool, stderr io.Writer) e
 		}
 		rel, _ := filepath.Rel(d.dir, p)
 		if err := d.root.Remove(filepath.ToSlash(rel)); err == nil {
-			fmt.Fprintf(stderr, "removed %s, the partial file of a file no longer in redis\n", p)
+			fmt.Fprintf(stderr, "removed %s, the partial file of a file this group no longer awaits\n", p)
 		}
 		return nil
 	})

@@ -478,6 +478,25 @@ func (ch Channel) GroupCount(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+// Awaits reports whether group is still to get file id: its record exists,
+// the group must consume it and has not acknowledged it.
+func (ch Channel) Awaits(ctx context.Context, id, group string) (bool, error) {
+	var ok bool
+	fk := ch.k.File(id)
+	err := ch.c.retry(ctx, "check a file awaits the group", func(ctx context.Context) error {
+		res := ch.c.rc.DoMulti(ctx, ch.b().Sismember().Key(fk+":need").Member(group).Build(),
+			ch.b().Sismember().Key(fk+":acks").Member(group).Build())
+		need, err := res[0].AsBool()
+		if err != nil {
+			return err
+		}
+		acked, err := res[1].AsBool()
+		ok = need && !acked
+		return err
+	})
+	return ok, err
+}
+
 // File reads a file's record.
 func (ch Channel) File(ctx context.Context, id string) (*wire.File, error) {
 	var h map[string]string

@@ -268,6 +268,17 @@ func (ch Channel) Groups(ctx context.Context) ([]GroupInfo, error) {
 	return out, err
 }
 
+// After reports whether the files stream holds an entry after entry.
+func (ch Channel) After(ctx context.Context, entry string) (bool, error) {
+	var any bool
+	err := ch.c.retry(ctx, "look for entries after a mark", func(ctx context.Context) error {
+		xs, err := ch.c.rc.Do(ctx, ch.b().Xrange().Key(ch.k.Files()).Start("("+entry).End("+").Count(1).Build()).AsXRange()
+		any = len(xs) > 0
+		return err
+	})
+	return any, err
+}
+
 // Group returns one group's info; ok is false if it does not exist.
 func (ch Channel) Group(ctx context.Context, group string) (GroupInfo, bool, error) {
 	gs, err := ch.Groups(ctx)
