@@ -127,20 +127,10 @@ func (c *Client) newFollower(ctx context.Context, channel string, paths []string
 	if opt.Flush < 0 || opt.Linger < 0 || opt.Poll < 0 {
 		return nil, fmt.Errorf("%w: Flush, Linger and Poll must not be negative", ErrUsage)
 	}
-	if opt.MaxBytes > 0 {
-		if err := c.SetBudget(ctx, channel, opt.MaxBytes); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.register(ctx, ch); err != nil {
-		return nil, err
-	}
 	// Refuse before anything is recorded: a follower that marked itself
 	// started would send the files there are from their start next time.
-	if n, err := ch.GroupCount(ctx); err != nil {
+	if err := c.openLive(ctx, ch, opt.MaxBytes); err != nil {
 		return nil, err
-	} else if n == 0 {
-		return nil, noGroups(ch)
 	}
 	started, first, err := ch.MarkFollower(ctx, opt.Name, c.token())
 	if err != nil {

@@ -270,6 +270,26 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	return info, nil
 }
 
+// openLive readies channel for a sender that runs until stopped (Follow,
+// Watch): it sets the budget if one is given, lists the channel, and
+// refuses at once if no group has joined it.
+func (c *Client) openLive(ctx context.Context, ch store.Channel, maxBytes int64) error {
+	if maxBytes > 0 {
+		if err := c.SetBudget(ctx, ch.Keys().Channel(), maxBytes); err != nil {
+			return err
+		}
+	}
+	if err := c.register(ctx, ch); err != nil {
+		return err
+	}
+	if n, err := ch.GroupCount(ctx); err != nil {
+		return err
+	} else if n == 0 {
+		return noGroups(ch)
+	}
+	return nil
+}
+
 func noGroups(ch store.Channel) error {
 	return fmt.Errorf("%w %s: start a receiver first (filecast recv %s --group NAME); groups get only files sent after they join",
 		ErrNoGroups, ch.Keys().Channel(), ch.Keys().Channel())

@@ -196,18 +196,8 @@ func (c *Client) newWatcher(ctx context.Context, channel, dir string, opt WatchO
 	if opt.Settle < 0 || opt.Poll < 0 {
 		return nil, fmt.Errorf("%w: Settle and Poll must not be negative", ErrUsage)
 	}
-	if opt.MaxBytes > 0 {
-		if err := c.SetBudget(ctx, channel, opt.MaxBytes); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.register(ctx, ch); err != nil {
+	if err := c.openLive(ctx, ch, opt.MaxBytes); err != nil {
 		return nil, err
-	}
-	if n, err := ch.GroupCount(ctx); err != nil {
-		return nil, err
-	} else if n == 0 {
-		return nil, noGroups(ch)
 	}
 	return &watcher{c: c, ch: ch, opt: opt, dir: abs, seen: map[string]observed{}, changed: map[string]time.Time{},
 		done: map[string]observed{}, failed: map[string]failure{}, sending: map[string]bool{}}, nil

@@ -12,20 +12,31 @@ import (
 	"github.com/filecast/filecast/internal/wire"
 )
 
-// liveOptions returns what --follow and --watch share: the budget and the
-// name of the follower or watcher.
-func liveOptions(o *sendOptions) (maxBytes int64, err error) {
+// liveClient connects for --follow or --watch, applies the channel
+// settings given, and returns the budget asked for.
+func liveClient(ctx context.Context, g *globals, o *sendOptions, channel string) (*filecast.Client, int64, error) {
+	var maxBytes int64
 	if o.maxBytes != "" {
-		if maxBytes, err = units.ParseBytes(o.maxBytes); err != nil {
-			return 0, usagef("--max-bytes: %v", err)
+		n, err := units.ParseBytes(o.maxBytes)
+		if err != nil {
+			return nil, 0, usagef("--max-bytes: %v", err)
 		}
+		maxBytes = n
 	}
 	if o.batch != "" {
 		if err := wire.CheckChannel("--batch", o.batch); err != nil {
-			return 0, usagef("%v", err)
+			return nil, 0, usagef("%v", err)
 		}
 	}
-	return maxBytes, nil
+	c, err := g.client(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := configure(ctx, c, channel, o); err != nil {
+		c.Close()
+		return nil, 0, err
+	}
+	return c, maxBytes, nil
 }
 
 // stopped is what an interrupted follower or watcher reports.
@@ -37,19 +48,12 @@ func stopped(ctx context.Context, err error, what string) error {
 }
 
 func runFollow(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
-	maxBytes, err := liveOptions(o)
-	if err != nil {
-		return err
-	}
-	c, err := g.client(ctx)
+	c, maxBytes, err := liveClient(ctx, g, o, channel)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	enc := json.NewEncoder(stdout)
-	if err := configure(ctx, c, channel, o); err != nil {
-		return err
-	}
 	opt := filecast.FollowOptions{Name: o.batch, FromStart: o.fromStart, Flush: o.flush, Linger: o.linger, Poll: o.poll,
 		Exclude: o.exclude, MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.FollowEvent) {
 			if o.json {
@@ -121,19 +125,12 @@ func printFollow(w io.Writer, e filecast.FollowEvent, verbose bool) {
 }
 
 func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir string, stdout, stderr io.Writer) error {
-	maxBytes, err := liveOptions(o)
-	if err != nil {
-		return err
-	}
-	c, err := g.client(ctx)
+	c, maxBytes, err := liveClient(ctx, g, o, channel)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	enc := json.NewEncoder(stdout)
-	if err := configure(ctx, c, channel, o); err != nil {
-		return err
-	}
 	opt := filecast.WatchOptions{Name: o.batch, Settle: o.settle, Exclude: o.exclude, RemoveSent: o.removeSent, Poll: o.poll,
 		MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.WatchEvent) {
 			if o.json {
