@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,26 +16,33 @@ import (
 
 	"github.com/filecast/filecast"
 	"github.com/filecast/filecast/internal/redistest"
+	"github.com/filecast/filecast/internal/store"
 )
 
 // The least-privilege ACL users documented in docs/OPERATIONS.md, as
 // redis.conf lines. Keep the two in step.
 var aclUsers = []string{
 	`user fc-send on >send-pw resetchannels ~fc:* ` +
-		`+hello +ping +info +evalsha +eval +client|unblock +sadd +hset +xread +hgetall +xrange ` +
+		`+hello +ping +info +cluster|slots +evalsha +eval +client|unblock +sadd +hset +xread +hgetall +xrange ` +
 		`+exists +hget +hmget +scard +smembers +xadd +zadd +decrby +hincrby +incrby +xrevrange +sdiff ` +
 		`+unlink +hdel +xdel +zrem +del +pexpire +zrange +zrangebyscore +xgroup|destroy +srem ` +
-		`(+get ~fc:{*}:bytes) (+set ~fc:{*}:f:*:c:*)`,
+		`(+get ~fc:{*}:bytes) (+set ~fc:{*}:f:*:c:* ~fc:{*}:c:*)`,
 	`user fc-recv on >recv-pw resetchannels ~fc:* &fc:{*}:g:* ` +
-		`+hello +ping +info +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
+		`+hello +ping +info +cluster|slots +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
 		`+subscribe +publish +xreadgroup +xautoclaim +xpending +xclaim +xack +xinfo|groups +xread +xrange ` +
 		`+hgetall +hget +hmget +hset +hincrby +decrby +sismember +smembers +sdiff +exists +xadd +xdel +xtrim ` +
 		`+unlink +hdel +zrem +zrange +zrangebyscore +xgroup|destroy +srem ` +
 		`(+set ~fc:{*}:g:*:m:*) (+zadd ~fc:{*}:g:*:dead)`,
 }
 
+// userURL is the server's URL (a cluster's too) with user and password.
 func userURL(srv *redistest.Server, user, password string) string {
-	return (&url.URL{Scheme: "unix", User: url.UserPassword(user, password), Path: srv.Socket()}).String()
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		panic(err)
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String()
 }
 
 func TestLeastPrivilegeUsers(t *testing.T) {
@@ -96,7 +104,8 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	failing := make(chan filecast.Result, 1)
 	fctx, stopFailing := context.WithCancel(ctx)
 	defer stopFailing()
-	go receiver.Receive(fctx, "acl", func(context.Context, *filecast.File) error { return errors.New("no") },
+	// It fails once it has read the file: only a complete file is kept.
+	go receiver.Receive(fctx, "acl", func(_ context.Context, f *filecast.File) error { io.Copy(io.Discard, f); return errors.New("no") },
 		filecast.ReceiveOptions{Group: "g", Retries: -1, OnResult: func(r filecast.Result) { failing <- r }})
 	mustSend(t, sender, "acl", "bad", []byte("fails"), filecast.SendOptions{})
 	if r := <-failing; r.Err == nil {
@@ -165,10 +174,13 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 		}
 	}
 	s, r := raw("fc-send", "send-pw"), raw("fc-recv", "recv-pw")
+	spread := store.NewKeys("fc", "acl").Chunk2("0123456789abcdef", 0, 1)
 	denied("send-only user reads a chunk", s, s.B().Get().Key("fc:{acl}:f:0123456789abcdef:c:1").Build())
+	denied("send-only user reads a spread chunk", s, s.B().Get().Key(spread).Build())
 	denied("send-only user creates a group", s, s.B().XgroupCreate().Key("fc:{acl}:files").Group("x").Id("$").Build())
 	denied("send-only user publishes to a group's channel", s, s.B().Publish().Channel("fc:{acl}:g:g").Message("x").Build())
 	denied("receive-only user stores a chunk", r, r.B().Set().Key("fc:{acl}:f:0123456789abcdef:c:1").Value("x").Build())
+	denied("receive-only user stores a spread chunk", r, r.B().Set().Key(spread).Value("x").Build())
 	denied("receive-only user announces a file", r, r.B().Zadd().Key("fc:{acl}:live").ScoreMember().ScoreMember(1, "x").Build())
 	denied("receive-only user touches another prefix", r, r.B().Get().Key("other:key").Build())
 	for _, c := range []rueidis.Client{s, r} {

@@ -138,7 +138,7 @@ func BenchmarkOpenRead(b *testing.B) {
 func BenchmarkRawGet(b *testing.B) {
 	_, srv, info := sendForRead(b)
 	rc := rawClient(b, srv.URL())
-	keys := srv.Keys("fc:{bench}:f:" + info.ID + ":c:*")
+	keys := chunkKeys(srv, "bench", info.ID)
 	ctx := context.Background()
 	b.SetBytes(benchFileSize)
 	b.ReportAllocs()

@@ -102,6 +102,7 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 	log := opt.Logger
 	st, err := store.Dial(ctx, store.Config{URL: opt.URL, RetryFor: opt.RetryFor,
 		CAFile: opt.CAFile, CertFile: opt.CertFile, KeyFile: opt.KeyFile, Password: opt.Password,
+		Replicas: opt.Replicas, ReadReplicas: opt.ReadReplicas,
 		OnConnection: func(lost bool, err error, down time.Duration) {
 			if lost {
 				log.Warn(fmt.Sprintf("lost the connection to %s; retrying for up to %v", store.Redact(opt.URL), opt.RetryFor), "err", err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -159,7 +158,7 @@ func TestCorruptChunkDetected(t *testing.T) {
 	c.Join(ctx, "c", "g")
 	data := randomBytes(4, 3*4096)
 	info := mustSend(t, c, "c", "victim", data, filecast.SendOptions{})
-	key := fmt.Sprintf("fc:{c}:f:%s:c:2", info.ID)
+	key := chunkKey(srv, "c", info.ID, 2)
 	srv.MustDo(t, "SETRANGE", key, "100", "X")
 	c.SendEOF(ctx, "c")
 	var delivered bytes.Buffer

@@ -138,8 +138,9 @@ func (fl *follower) send(g *generation) ([]read, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &upload{c: c, ch: fl.ch, id: res.ID, name: g.name, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(),
+	u := &upload{c: c, ch: fl.ch, name: g.name, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(),
 		opt: SendOptions{Flush: fl.opt.Flush, OnWait: fl.opt.OnWait}}
+	u.started(res.ID, &rec)
 	info := FileInfo{Channel: fl.ch.Keys().Channel(), ID: res.ID, Name: g.name, Mode: rec.Mode, ModTime: rec.ModTime, Size: -1, Entry: res.Entry}
 	record := func(size int64, digest wire.Digest, copy fileID, whole bool) *store.Record {
 		return &store.Record{Batch: fl.opt.Name, TTL: FollowTTL, Sent: wire.Sent{Size: size, ModTime: rec.ModTime, Mode: rec.Mode,

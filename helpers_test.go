@@ -7,12 +7,16 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/filecast/filecast"
 	"github.com/filecast/filecast/internal/redistest"
+	"github.com/filecast/filecast/internal/store"
+	"github.com/filecast/filecast/internal/wire"
 )
 
 // newClient starts a private redis-server and returns a client on it.
@@ -34,6 +38,31 @@ func dial(t testing.TB, url string, opt filecast.Options) *filecast.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// chunkKey returns the key of chunk seq of file id on channel, of either
+// protocol (docs/PROTOCOL.md §3): in the channel's slot, or spread.
+func chunkKey(srv *redistest.Server, channel, id string, seq int64) string {
+	fk := "fc:{" + channel + "}:f:" + id
+	keys := store.NewKeys("fc", channel)
+	if v, _ := srv.Do("HGET", fk, "v"); v != wire.Version2 {
+		return keys.Chunk(id, seq)
+	}
+	var ep int64
+	out, _ := srv.Do("XRANGE", fk+":idx", wire.EntryID(seq), wire.EntryID(seq))
+	f := strings.Split(out, "\n")
+	for i := 1; i+1 < len(f); i += 2 {
+		if f[i] == "e" {
+			ep, _ = strconv.ParseInt(f[i+1], 10, 64)
+		}
+	}
+	return keys.Chunk2(id, ep, seq)
+}
+
+// chunkKeys returns the keys of the chunks file id of channel holds, of
+// either protocol.
+func chunkKeys(srv *redistest.Server, channel, id string) []string {
+	return append(srv.Keys("fc:{"+channel+"}:f:"+id+":c:*"), srv.Keys("fc:{*}:c:"+channel+":"+id+":*")...)
 }
 
 // randomBytes returns n pseudo-random bytes from seed.

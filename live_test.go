@@ -21,7 +21,7 @@ func liveChunks(t *testing.T, srv *redistest.Server, channel, id string) (values
 	t.Helper()
 	fk := "fc:{" + channel + "}:f:" + id
 	n, _ := strconv.Atoi(srv.MustDo(t, "XLEN", fk+":idx"))
-	return len(srv.Keys(fk + ":c:*")), n
+	return len(chunkKeys(srv, channel, id)), n
 }
 
 // A stream that never ends must not leave a key and an index entry per

@@ -19,7 +19,10 @@ const DefaultChunkSize = 1<<20 - 64
 // Options configure a Client. The zero value works.
 type Options struct {
 	// URL of the Redis server: redis://[user:pass@]host:port/db,
-	// rediss:// for TLS, or unix:///path/to/redis.sock.
+	// rediss:// for TLS, or unix:///path/to/redis.sock (valkey:// and
+	// valkeys:// alike). A Redis Cluster is found from any node; more seed
+	// nodes go in ?addr=host:port&addr=... A primary watched by Sentinel:
+	// redis://sentinel:26379?addr=sentinel2:26379&master_set=NAME.
 	// default: DefaultURL
 	URL string
 	// CAFile holds the PEM CA certificates to trust for rediss://, instead
@@ -48,6 +51,20 @@ type Options struct {
 	// AllowEviction lets filecast run on a server whose maxmemory-policy may
 	// evict keys (allkeys-*), which can silently lose file data.
 	AllowEviction bool
+	// Replicas, if above 0, makes every write that commits something wait
+	// until that many replicas have it (Redis WAIT): a chunk before it is
+	// committed, a committed batch before the next, a completed file before
+	// Send returns, an acknowledgement before the file's chunks are
+	// deleted. A failover then loses nothing Send reported sent
+	// (docs/SCALING.md). Writes fail with ErrUnavailable when fewer
+	// replicas confirm them for RetryFor. default: 0 (replication is
+	// asynchronous: a failover may lose the last writes)
+	Replicas int
+	// ReadReplicas reads chunks from replicas (of a Redis Cluster, or of
+	// a primary found by Sentinel) instead of primaries; a chunk a replica
+	// does not have yet is read from the primary. Everything else is read
+	// from primaries.
+	ReadReplicas bool
 	// Logger receives diagnostics. default: discard
 	Logger *slog.Logger
 }
@@ -90,6 +107,9 @@ func (o Options) validate() error {
 	}
 	if o.RetryFor < 0 {
 		errs = append(errs, fmt.Errorf("RetryFor %v: must not be negative", o.RetryFor))
+	}
+	if o.Replicas < 0 || o.Replicas > 100 {
+		errs = append(errs, fmt.Errorf("Replicas %d: must be between 0 and 100", o.Replicas))
 	}
 	if err := wire.CheckChannel("prefix", o.Prefix); err != nil {
 		errs = append(errs, err)

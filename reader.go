@@ -419,7 +419,8 @@ func (f *File) get(e wire.Entry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, size, err := f.ch.ReadChunk(f.ctx, f.ID, e.Seq, buf)
+	b, size, err := f.ch.ReadChunk(f.ctx, store.Upload{ID: f.ID, Spread: f.rec.Spread(), Epoch: e.Epoch}, e.Seq, buf,
+		func(b []byte, size int64) bool { return f.verify(e, b, size) == nil })
 	switch {
 	case errors.Is(err, store.ErrGone):
 		err = f.missing(e)

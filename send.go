@@ -221,7 +221,8 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		if err != nil {
 			return nil, err
 		}
-		u.id, info.ID, info.Entry = res.ID, res.ID, res.Entry
+		u.started(res.ID, &rec)
+		info.ID, info.Entry = res.ID, res.Entry
 		if res.Status == store.BeginNew {
 			break
 		}
@@ -362,6 +363,9 @@ func (c *Client) putSmall(ctx context.Context, ch store.Channel, f *os.File, st 
 // A mark ends batch, if given (EndBatch); a file checks that it may be
 // recorded in it.
 func (c *Client) begin(ctx context.Context, ch store.Channel, rec *wire.File, batch string) (store.BeginResult, error) {
+	if rec.Kind == wire.KindFile && c.st.Spread() {
+		rec.Version = wire.Version2 // on a cluster, chunks spread over every primary
+	}
 	takeover := false
 	for {
 		res, err := ch.Begin(ctx, store.BeginArgs{ID: newID(), Name: rec.Name, Kind: rec.Kind, Sender: rec.Sender,
@@ -402,6 +406,30 @@ type upload struct {
 	committed int64
 
 	stopped error // why Redis refused more chunks (set by store)
+
+	// spread and epoch name the upload's chunk keys: a protocol 2 file
+	// (on a cluster), and the upload epoch a resume moved it to.
+	spread bool
+	epoch  int64
+}
+
+// ref names the upload's chunks for the store.
+func (u *upload) ref() store.Upload { return store.Upload{ID: u.id, Spread: u.spread, Epoch: u.epoch} }
+
+// started notes a new upload: of protocol 2 if rec is.
+func (u *upload) started(id string, rec *wire.File) {
+	u.id, u.spread, u.epoch = id, rec.Spread(), 0
+}
+
+// reopen resumes the upload in the store (see store.Channel.Resume) and
+// returns how many chunks it had committed.
+func (u *upload) reopen(ctx context.Context) (int64, error) {
+	r, err := u.ch.Resume(ctx, u.id)
+	if err != nil {
+		return 0, err
+	}
+	u.spread, u.epoch = r.Spread, r.Epoch
+	return r.Chunks, nil
 }
 
 // resume continues the upload u.id: it re-reads the committed chunks from r
@@ -416,7 +444,7 @@ func (u *upload) resume(ctx context.Context, r io.Reader) (differs string, err e
 	if rec.ChunkSize != u.c.opt.ChunkSize {
 		return fmt.Sprintf("resumed with chunk size %d instead of %d", u.c.opt.ChunkSize, rec.ChunkSize), nil
 	}
-	n, err := u.ch.Resume(ctx, u.id)
+	n, err := u.reopen(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -458,7 +486,7 @@ func (u *upload) resume(ctx context.Context, r io.Reader) (differs string, err e
 // index entry of its last chunk still kept (zero if none is): enough to
 // tell cheaply whether a source may hold what was sent.
 func (u *upload) committedTail(ctx context.Context) (int64, wire.Entry, error) {
-	n, err := u.ch.Resume(ctx, u.id)
+	n, err := u.reopen(ctx)
 	if err != nil {
 		return 0, wire.Entry{}, err
 	}
@@ -484,7 +512,7 @@ func (u *upload) reset() {
 // digest, so nothing needs to be read again. record, if not nil, gives the
 // batch record to complete it with. It returns the size and digest.
 func (u *upload) completeAsSent(ctx context.Context, record func(size int64, digest wire.Digest) *store.Record) (int64, wire.Digest, error) {
-	n, err := u.ch.Resume(ctx, u.id)
+	n, err := u.reopen(ctx)
 	if err != nil {
 		return 0, wire.Digest{}, err
 	}
@@ -640,7 +668,7 @@ func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stor
 			g.Go(func() error {
 				defer close(s.done)
 				s.ref.Digest = chunk.Sum(s.buf)
-				s.err = u.ch.PutChunk(ctx, u.id, s.ref.Seq, s.buf)
+				s.err = u.ch.PutChunk(ctx, u.ref(), s.ref.Seq, s.buf)
 				return s.err
 			})
 		}
@@ -710,7 +738,7 @@ func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
 			}
 		}
 		refs = refsOf(refs, batch)
-		if err := u.ch.Commit(ctx, u.id, refs); err != nil {
+		if err := u.ch.Commit(ctx, u.ref(), refs); err != nil {
 			if errors.Is(err, store.ErrGone) {
 				u.drain(ctx, next, queue) // commit deletes the chunks stored after the abort
 			}
@@ -741,7 +769,7 @@ func (u *upload) drain(ctx context.Context, next *stored, queue <-chan *stored) 
 	gone := func(s *stored) {
 		<-s.done
 		if s.err == nil {
-			u.ch.Commit(ctx, u.id, []store.ChunkRef{s.ref})
+			u.ch.Commit(ctx, u.ref(), []store.ChunkRef{s.ref})
 		}
 	}
 	if next != nil {

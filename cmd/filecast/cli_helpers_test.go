@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := redistest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -528,6 +528,13 @@ func count(s, sub string) int {
 		}
 	}
 	return n
+}
+
+// chunksOf returns the keys of chunk seq ("*": of every chunk) of every
+// file of channel, of either protocol (docs/PROTOCOL.md §3): in the
+// channel's slot, or spread over a cluster.
+func chunksOf(srv *redistest.Server, channel, seq string) []string {
+	return append(srv.Keys("fc:{"+channel+"}:f:*:c:"+seq), srv.Keys("fc:{*}:c:"+channel+":*:*:"+seq)...)
 }
 
 // plantFile writes a complete one-chunk file record straight into Redis,

@@ -934,12 +934,12 @@ func TestCLICorruptChunk(t *testing.T) {
 	joinGroups(t, c.url, "rot", "g")
 	expectOK(t, c.run("send", "rot", filepath.Join(src, "three.bin"), "--chunk-size", "1MiB", "--eof"))
 
-	keys := c.srv.Keys("fc:{rot}:f:*:c:2")
+	keys := chunksOf(c.srv, "rot", "2")
 	if len(keys) != 1 {
 		t.Fatalf("chunk 2 keys: %q, want one", keys)
 	}
 	// 3 MiB: ramp chunks of 64 KiB and 256 KiB (less 64 bytes), then 1 MiB ones.
-	if got := len(c.srv.Keys("fc:{rot}:f:*:c:*")); got != 5 {
+	if got := len(chunksOf(c.srv, "rot", "*")); got != 5 {
 		t.Fatalf("%d chunks stored, want 5 with --chunk-size 1MiB", got)
 	}
 	old := c.srv.MustDo(t, "GETRANGE", keys[0], "100", "100")

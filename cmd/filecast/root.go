@@ -26,6 +26,8 @@ type globals struct {
 	allowEviction bool
 	lease         time.Duration
 	chunkSize     string
+	replicas      int
+	readReplicas  bool
 }
 
 func newRoot() *cobra.Command {
@@ -45,7 +47,11 @@ group is done.
 
 Redis is found with --redis, else $FILECAST_REDIS, else $REDIS_URL, else
 redis://127.0.0.1:6379/0. URLs: redis://[user:password@]host:port/db,
-rediss://… for TLS (--ca-file, --cert-file, --key-file), unix:///path/to/redis.sock.
+rediss://… for TLS (--ca-file, --cert-file, --key-file), unix:///path/to/redis.sock,
+valkey:// and valkeys:// alike. A Redis Cluster is found from any of its
+nodes; name more with ?addr=host:port&addr=… A primary watched by Sentinel:
+redis://sentinel1:26379?addr=sentinel2:26379&master_set=NAME. On a cluster,
+a file's chunks spread over every primary.
 A password can also come from --password-file or $FILECAST_PASSWORD, so it
 need not appear in a command line; filecast never prints it.
 
@@ -66,6 +72,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	f.BoolVar(&g.allowEviction, "allow-eviction", false, "run even if Redis may evict keys (maxmemory-policy allkeys-*), which can lose data")
 	f.DurationVar(&g.lease, "lease", 30*time.Second, "how long a silent receiver or sender keeps its claim on a file")
 	f.StringVar(&g.chunkSize, "chunk-size", "", "largest chunk stored in Redis (default 1MiB-64)")
+	f.IntVar(&g.replicas, "replicas", 0, "wait until N replicas have every chunk and state change before going on (WAIT), so a failover loses nothing reported sent")
+	f.BoolVar(&g.readReplicas, "read-replicas", false, "read chunks from replicas (a cluster's, or a Sentinel set's); the primary serves what they lack")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g), newRetry(g))
 	return root
@@ -88,7 +96,8 @@ func (g *globals) client(ctx context.Context) (*filecast.Client, error) {
 		return nil, err
 	}
 	opt := filecast.Options{URL: g.url(), CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile,
-		Password: password, Prefix: g.prefix, Lease: g.lease, AllowEviction: g.allowEviction, Logger: g.logger()}
+		Password: password, Prefix: g.prefix, Lease: g.lease, AllowEviction: g.allowEviction, Logger: g.logger(),
+		Replicas: g.replicas, ReadReplicas: g.readReplicas}
 	if g.chunkSize != "" {
 		n, err := units.ParseBytes(g.chunkSize)
 		if err != nil {

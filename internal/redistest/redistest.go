@@ -68,6 +68,14 @@ type Config struct {
 
 	// Extra holds configuration lines appended verbatim to the config.
 	Extra []string
+
+	// Cluster makes the server a Redis Cluster node (cluster-enabled yes,
+	// on a free bus port); it implies TCP. StartCluster joins such nodes.
+	Cluster bool
+
+	// Sentinel runs the server as a Sentinel (--sentinel) with these
+	// configuration lines ("sentinel monitor ..."); it implies TCP.
+	Sentinel []string
 }
 
 // Server is a private redis-server process started for one test.
@@ -81,12 +89,26 @@ type Server struct {
 	dir  string
 	sock string
 	port int // 0 unless cfg.TCP
+	bus  int // the cluster bus port, 0 unless cfg.Cluster
 	tls  int // the TLS port, 0 unless cfg.TLS
 	tlsf TLSFiles
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited and been reaped
+
+	// cl is set on the stand-in for a whole cluster that Start returns
+	// when FILECAST_TEST_CLUSTER asks for one (see Start).
+	cl *Cluster
+}
+
+// Binary is the server program the helpers start: $FILECAST_TEST_SERVER
+// (valkey-server, say) or redis-server.
+func Binary() string {
+	if b := os.Getenv("FILECAST_TEST_SERVER"); b != "" {
+		return b
+	}
+	return "redis-server"
 }
 
 // Start starts redis-server with cfg for the test and registers a cleanup
@@ -96,8 +118,19 @@ type Server struct {
 // socket, log (redis.log) and any AOF files live in a short temporary
 // directory. Start waits up to 10 seconds for the server to answer PING.
 // If redis-server is not installed, or fails to start, Start calls t.Fatalf.
+//
+// With FILECAST_TEST_CLUSTER set (to the number of primaries, 3 if it is
+// not a number), Start starts a Redis Cluster instead for every cfg a
+// cluster can serve (not TLS, Netns or Sentinel) and returns a stand-in
+// for it: URL names every primary, Do and MustDo send each command to the
+// node that holds its key (keyless ones to every primary), Keys looks on
+// every primary, and Kill, Stop and Restart act on every node. Socket and
+// Addr name the first primary. So the same tests run on both.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
+	if n := clusterFromEnv(); n > 0 && !cfg.TLS && cfg.Netns == "" && cfg.Sentinel == nil && !cfg.Cluster {
+		return fromPool(t, ClusterConfig{Primaries: n, Node: cfg}).Stand()
+	}
 	s, err := Launch(cfg)
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -112,8 +145,11 @@ func Start(t testing.TB, cfg Config) *Server {
 // the server. On a launched server, the methods documented as calling
 // t.Fatalf panic instead.
 func Launch(cfg Config) (*Server, error) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		return nil, fmt.Errorf("redistest: redis-server not found on PATH (%v); install it with `apt-get install -y redis-server`", err)
+	if _, err := exec.LookPath(Binary()); err != nil {
+		return nil, fmt.Errorf("redistest: %s not found on PATH (%v); install it with `apt-get install -y redis-server`", Binary(), err)
+	}
+	if cfg.Cluster || cfg.Sentinel != nil {
+		cfg.TCP = true
 	}
 	if cfg.Policy == "" {
 		cfg.Policy = "noeviction"
@@ -151,6 +187,12 @@ func Launch(cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("redistest: finding a free port: %v", err)
 			}
 		}
+		if cfg.Cluster {
+			if s.bus, err = freePort(); err != nil {
+				os.RemoveAll(dir)
+				return nil, fmt.Errorf("redistest: finding a free port: %v", err)
+			}
+		}
 		err = s.start()
 		if err == nil {
 			return s, nil
@@ -158,13 +200,16 @@ func Launch(cfg Config) (*Server, error) {
 		if !(cfg.TCP || cfg.TLS) || attempt == 3 {
 			log := s.logTail()
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("redistest: starting redis-server: %v\n%s", err, log)
+			return nil, fmt.Errorf("redistest: starting %s: %v\n%s", Binary(), err, log)
 		}
 	}
 }
 
 // Close stops the server (as Stop) and removes its directory.
 func (s *Server) Close() {
+	if s.cl != nil {
+		return // the test's cleanup releases it
+	}
 	s.Stop()
 	os.RemoveAll(s.dir)
 }
@@ -241,6 +286,17 @@ func (s *Server) config() string {
 	if s.cfg.RequirePass != "" {
 		line("requirepass %s", strconv.Quote(s.cfg.RequirePass))
 	}
+	if s.cfg.Cluster {
+		line("cluster-enabled yes")
+		line("cluster-config-file nodes.conf")
+		line("cluster-port %d", s.bus)
+		line("cluster-node-timeout %d", clusterNodeTimeout.Milliseconds())
+		line("cluster-replica-validity-factor 0") // any replica may take over
+		line("cluster-allow-replica-migration no")
+	}
+	for _, l := range s.cfg.Sentinel {
+		line("%s", l)
+	}
 	for _, l := range s.cfg.Extra {
 		line("%s", l)
 	}
@@ -261,13 +317,29 @@ func (s *Server) start() error {
 		return err
 	}
 	defer out.Close() // the child has its own copy
-	cmd := exec.Command("redis-server", "-")
-	if s.cfg.Netns != "" {
-		cmd = exec.Command("ip", "netns", "exec", s.cfg.Netns, "redis-server", "-")
-	}
+	cmd := exec.Command(Binary(), "-")
 	cmd.Stdin = strings.NewReader(s.config())
+	if s.cfg.Netns != "" {
+		cmd = exec.Command("ip", "netns", "exec", s.cfg.Netns, Binary(), "-")
+		cmd.Stdin = strings.NewReader(s.config())
+	}
+	if s.cfg.Sentinel != nil {
+		// A Sentinel rewrites its configuration file: it needs one.
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil {
+			if err := os.WriteFile(conf, []byte(s.config()), 0o600); err != nil {
+				return err
+			}
+		}
+		cmd = exec.Command(Binary(), conf, "--sentinel")
+	}
 	cmd.Stdout = out
 	cmd.Stderr = out
+	if s.cfg.Cluster {
+		// Nodes of clusters kept for reuse outlive their test: they must
+		// not outlive the test process (see Main).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
 	cmd.Dir = s.dir
 	if err := cmd.Start(); err != nil {
 		return err
@@ -319,11 +391,19 @@ func (s *Server) logTail() string {
 }
 
 // Socket returns the path of the server's unix socket.
-func (s *Server) Socket() string { return s.sock }
+func (s *Server) Socket() string {
+	if s.cl != nil {
+		return s.cl.primaries()[0].sock
+	}
+	return s.sock
+}
 
 // Addr returns the server's TCP address, "127.0.0.1:port", or "" if the
 // server was started without Config.TCP.
 func (s *Server) Addr() string {
+	if s.cl != nil {
+		return s.cl.primaries()[0].Addr()
+	}
 	if s.port == 0 {
 		return ""
 	}
@@ -334,6 +414,9 @@ func (s *Server) Addr() string {
 // rueidis.ParseURL: "unix:///path/redis.sock", or
 // "unix://:password@/path/redis.sock" if Config.RequirePass is set.
 func (s *Server) URL() string {
+	if s.cl != nil {
+		return s.cl.URL()
+	}
 	u := url.URL{Scheme: "unix", Path: s.sock}
 	if s.cfg.RequirePass != "" {
 		u.User = url.UserPassword("", s.cfg.RequirePass)
@@ -345,6 +428,9 @@ func (s *Server) URL() string {
 // "redis://127.0.0.1:port/0", with the password if Config.RequirePass is
 // set. It calls t.Fatal if the server was started without Config.TCP.
 func (s *Server) TCPURL() string {
+	if s.cl != nil {
+		return s.cl.URL()
+	}
 	if s.port == 0 {
 		s.fatalf("redistest: TCPURL called on a server started without Config.TCP")
 	}
@@ -375,12 +461,26 @@ func (s *Server) TLSFiles() TLSFiles { return s.tlsf }
 
 // Kill sends SIGKILL to the server, as in a crash, and waits for it to
 // exit. It does nothing if the server is not running.
-func (s *Server) Kill() { s.halt(syscall.SIGKILL) }
+func (s *Server) Kill() {
+	if s.cl != nil {
+		s.cl.dirty.Store(true)
+		s.cl.each(func(n *Server) { n.Kill() })
+		return
+	}
+	s.halt(syscall.SIGKILL)
+}
 
 // Stop shuts the server down gracefully with SIGTERM and waits for it to
 // exit, killing it if it has not exited within 10 seconds. It does
 // nothing if the server is not running.
-func (s *Server) Stop() { s.halt(syscall.SIGTERM) }
+func (s *Server) Stop() {
+	if s.cl != nil {
+		s.cl.dirty.Store(true)
+		s.cl.each(func(n *Server) { n.Stop() })
+		return
+	}
+	s.halt(syscall.SIGTERM)
+}
 
 func (s *Server) halt(sig syscall.Signal) {
 	s.mu.Lock()
@@ -405,6 +505,10 @@ func (s *Server) halt(sig syscall.Signal) {
 // cannot be started, retrying a few times in case its TCP port is
 // briefly unavailable.
 func (s *Server) Restart() {
+	if s.cl != nil {
+		s.cl.Restart()
+		return
+	}
 	s.Stop()
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -425,6 +529,9 @@ func (s *Server) Restart() {
 // reply, at any depth, is returned as an error. Do authenticates first if
 // Config.RequirePass is set.
 func (s *Server) Do(args ...string) (string, error) {
+	if s.cl != nil {
+		return s.cl.Do(args...)
+	}
 	c, err := s.dial()
 	if err != nil {
 		return "", err
@@ -450,6 +557,9 @@ func (s *Server) MustDo(t testing.TB, args ...string) string {
 // Keys returns, sorted, all keys matching the glob-style pattern, found by
 // iterating SCAN. It calls t.Fatalf if the server cannot be reached.
 func (s *Server) Keys(pattern string) []string {
+	if s.cl != nil {
+		return s.cl.Keys(pattern)
+	}
 	c, err := s.dial()
 	if err != nil {
 		s.fatalf("redistest: Keys: %v", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filecast/filecast/internal/keyslot"
 	"github.com/redis/rueidis"
 )
 
@@ -506,5 +507,104 @@ func TestRestartRetriesBusyPort(t *testing.T) {
 	s.Restart()
 	if got := dialTCP(t, s.Addr()).mustDo(t, "PING"); got != "PONG" {
 		t.Fatalf("PING after restart = %q", got)
+	}
+}
+
+func TestClusterFormsFailsOverAndMigrates(t *testing.T) {
+	c := StartCluster(t, ClusterConfig{Primaries: 3, Replicas: 1})
+	if got := len(c.Primaries()); got != 3 {
+		t.Fatalf("%d primaries, want 3", got)
+	}
+	// The slot computed here is the server's.
+	for i := range 50 {
+		key := fmt.Sprintf("fc:{%d}:k%d", i*7919, i)
+		want, err := c.Primaries()[0].Do("CLUSTER", "KEYSLOT", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strconv.Itoa(int(keyslot.Slot(key))); got != want {
+			t.Fatalf("Slot(%q) = %s, server says %s", key, got, want)
+		}
+		if _, err := c.Do("SET", key, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(c.Keys("fc:*")); got != 50 {
+		t.Fatalf("Keys found %d keys on the primaries, want 50", got)
+	}
+	spread := c.KeysPerPrimary("fc:*")
+	if len(spread) != 3 {
+		t.Fatalf("keys on %d primaries, want 3: %v", len(spread), spread)
+	}
+
+	// A killed primary is replaced by its replica, which has the data.
+	key := "fc:{0}:k0"
+	slot := keyslot.Slot(key)
+	old := c.Owner(slot)
+	replicas := c.ReplicasOf(old)
+	if len(replicas) != 1 {
+		t.Fatalf("%d replicas of the primary, want 1", len(replicas))
+	}
+	c.Do("WAIT", "1", "1000")
+	time.Sleep(200 * time.Millisecond) // replication is asynchronous
+	c.Kill(old)
+	c.WaitHealthy()
+	if now := c.Owner(slot); now != replicas[0] {
+		t.Fatalf("slot %d served by %s after the failover, want its replica %s", slot, now.Addr(), replicas[0].Addr())
+	}
+	if got, err := c.Do("GET", key); err != nil || got != "v" {
+		t.Fatalf("GET after failover = %q, %v", got, err)
+	}
+	c.Restart() // the old primary comes back as a replica
+	if got := len(c.ReplicasOf(replicas[0])); got != 1 {
+		t.Errorf("the new primary has %d replicas after the old one restarted, want 1", got)
+	}
+
+	// A slot moved to another primary keeps its keys, found by redirection.
+	to := c.Primaries()[2]
+	if to == c.Owner(slot) {
+		to = c.Primaries()[1]
+	}
+	if err := c.MigrateSlot(slot, to, 0); err != nil {
+		t.Fatal(err)
+	}
+	if c.Owner(slot) != to {
+		t.Fatalf("slot %d not served by %s after MigrateSlot", slot, to.Addr())
+	}
+	if got, err := c.Do("GET", key); err != nil || got != "v" {
+		t.Fatalf("GET after migration = %q, %v", got, err)
+	}
+}
+
+func TestStartStandsForAClusterWhenAsked(t *testing.T) {
+	t.Setenv("FILECAST_TEST_CLUSTER", "3")
+	s := Start(t, Config{})
+	if !strings.HasPrefix(s.URL(), "redis://127.0.0.1:") || strings.Count(s.URL(), "addr=") != 2 {
+		t.Fatalf("URL = %q, want three seed addresses", s.URL())
+	}
+	for i := range 30 {
+		s.MustDo(t, "SET", fmt.Sprint("k", i), "v")
+	}
+	if got := s.MustDo(t, "DBSIZE"); got != "30" {
+		t.Fatalf("DBSIZE = %s, want 30", got)
+	}
+	if got := len(s.Keys("k*")); got != 30 {
+		t.Fatalf("Keys = %d, want 30", got)
+	}
+	// rueidis finds the cluster from the URL.
+	opt, err := rueidis.ParseURL(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if rc.Mode() != rueidis.ClientModeCluster {
+		t.Fatalf("rueidis mode %v, want cluster", rc.Mode())
+	}
+	if v, err := rc.Do(context.Background(), rc.B().Get().Key("k7").Build()).ToString(); err != nil || v != "v" {
+		t.Fatalf("GET k7 = %q, %v", v, err)
 	}
 }

@@ -45,7 +45,23 @@ func (ch Channel) lua(ctx context.Context, what string, s *rueidis.Lua, args ...
 		msg, err = res.ToMessage()
 		return err
 	})
+	if err == nil {
+		err = ch.after(ctx, s)
+	}
 	return msg, err
+}
+
+// after follows a script s that succeeded: it waits for replicas
+// (Config.Replicas), then finishes, on a cluster, the deletions s may
+// have journaled (best effort: what is left is collected later, gc.go).
+func (ch Channel) after(ctx context.Context, s *rueidis.Lua) error {
+	if err := ch.syncAfter(ctx, s); err != nil {
+		return err
+	}
+	if ch.c.spread && journaling[s] {
+		ch.Collect(ctx)
+	}
+	return nil
 }
 
 func (ch Channel) luaString(ctx context.Context, what string, s *rueidis.Lua, args ...string) (string, error) {
@@ -234,14 +250,26 @@ func (ch Channel) Put(ctx context.Context, a PutArgs) (BeginResult, error) {
 	return res, nil
 }
 
+// Resumed says where a resumed upload continues.
+type Resumed struct {
+	Chunks int64 // chunks committed
+	Spread bool  // a protocol 2 file
+	Epoch  int64 // the upload epoch to write new chunks under (protocol 2)
+}
+
 // Resume drops uncommitted reservations of an upload and returns how many
-// chunks were committed.
-func (ch Channel) Resume(ctx context.Context, id string) (int64, error) {
+// chunks were committed and, for a protocol 2 file, the new epoch of the
+// upload: its chunks from now on are written under it.
+func (ch Channel) Resume(ctx context.Context, id string) (Resumed, error) {
 	m, err := ch.lua(ctx, "resume upload", luaResume, id)
 	if err != nil {
-		return 0, err
+		return Resumed{}, err
 	}
-	return m.AsInt64()
+	r, err := m.AsIntSlice()
+	if err != nil || len(r) != 3 {
+		return Resumed{}, fmt.Errorf("resume upload: unexpected reply: %v", err)
+	}
+	return Resumed{Chunks: r[0], Spread: r[2] == 1, Epoch: r[1]}, nil
 }
 
 // ChunkRef names a chunk of an upload for Reserve and Commit.
@@ -296,24 +324,43 @@ func (ch Channel) WaitEvent(ctx context.Context, after string, timeout time.Dura
 	})
 }
 
+// Upload names an upload's chunks: its file id, whether the file is of
+// protocol 2 (chunks spread over the cluster), and its upload epoch.
+type Upload struct {
+	ID     string
+	Spread bool
+	Epoch  int64
+}
+
 // PutChunk stores the bytes of chunk seq, on the connection for chunk
 // values (pipelined, in the order of the calls).
-func (ch Channel) PutChunk(ctx context.Context, id string, seq int64, data []byte) error {
-	key := ch.k.Chunk(id, seq)
-	return ch.c.retry(ctx, fmt.Sprintf("store chunk %d", seq), func(ctx context.Context) error {
+func (ch Channel) PutChunk(ctx context.Context, u Upload, seq int64, data []byte) error {
+	key := ch.k.ChunkKey(u.Spread, u.ID, u.Epoch, seq)
+	what := fmt.Sprintf("store chunk %d", seq)
+	if ch.c.replicas > 0 {
+		return ch.c.synced(ctx, ch.c.bulk, what, key, func() rueidis.Completed {
+			return ch.c.bulk.B().Set().Key(key).Value(rueidis.BinaryString(data)).Build()
+		})
+	}
+	return ch.c.retry(ctx, what, func(ctx context.Context) error {
 		return ch.c.bulk.Do(ctx, ch.c.bulk.B().Set().Key(key).Value(rueidis.BinaryString(data)).Build()).Error()
 	})
 }
 
 // Commit publishes stored chunks, which must follow the last committed
 // chunk in order, in the file's index. It fails with ErrGone if the upload
-// was aborted or released; the chunks are then deleted.
-func (ch Channel) Commit(ctx context.Context, id string, chunks []ChunkRef) error {
+// was aborted or released, or resumed by another sender; the chunks are
+// then deleted.
+func (ch Channel) Commit(ctx context.Context, u Upload, chunks []ChunkRef) error {
 	if len(chunks) == 0 {
 		return nil
 	}
-	args := make([]string, 0, 2+4*len(chunks))
-	args = append(args, id, now())
+	args := make([]string, 0, 3+4*len(chunks))
+	epoch := ""
+	if u.Spread {
+		epoch = strconv.FormatInt(u.Epoch, 10)
+	}
+	args = append(args, u.ID, now(), epoch)
 	for _, c := range chunks {
 		args = append(args, strconv.FormatInt(c.Seq, 10), strconv.Itoa(c.Len), c.Digest.String(), c.Prefix.String())
 	}
@@ -322,8 +369,11 @@ func (ch Channel) Commit(ctx context.Context, id string, chunks []ChunkRef) erro
 	if err != nil {
 		return err
 	}
-	if r == "gone" {
+	switch r {
+	case "gone":
 		return fmt.Errorf("commit chunks %d-%d: the upload was aborted, or the server lost it (restarted without persistence?): %w", first, last, ErrGone)
+	case "stale":
+		return fmt.Errorf("commit chunks %d-%d: another sender resumed the upload meanwhile: %w", first, last, ErrGone)
 	}
 	return nil
 }
@@ -360,6 +410,9 @@ func (ch Channel) Complete(ctx context.Context, id string, size int64, d wire.Di
 		return err
 	})
 	if err != nil {
+		return false, err
+	}
+	if err := ch.after(ctx, luaComplete); err != nil {
 		return false, err
 	}
 	if r == "aborted" {
@@ -606,21 +659,60 @@ func (ch Channel) FollowIndex(ctx context.Context, id string, after int64, count
 // bytes read and the value's full length, which is larger than len(data)
 // only if the value does not fit in buf. A missing chunk is ErrGone.
 //
+// With Config.ReadReplicas the chunk is read from a replica, and from the
+// primary if the replica does not have it yet or what it has fails good
+// (a replica far behind may still hold a key's earlier value).
+//
 // Values are read on a connection of their own, so a large transfer never
 // delays the small control commands queued behind it.
-func (ch Channel) ReadChunk(ctx context.Context, id string, seq int64, buf []byte) (data []byte, size int64, err error) {
-	key := ch.k.Chunk(id, seq)
+func (ch Channel) ReadChunk(ctx context.Context, u Upload, seq int64, buf []byte, good func(data []byte, size int64) bool) (data []byte, size int64, err error) {
+	key := ch.k.ChunkKey(u.Spread, u.ID, u.Epoch, seq)
 	w := &fill{b: buf[:0:len(buf)]}
 	err = ch.c.retry(ctx, fmt.Sprintf("read chunk %d", seq), func(ctx context.Context) error {
-		w.b, w.over = w.b[:0], 0
-		s := ch.c.rc.DoStream(ctx, ch.b().Get().Key(key).Build())
-		_, err := s.WriteTo(w)
-		if rueidis.IsRedisNil(err) {
-			return ErrGone
+		if ch.c.replica != nil {
+			if err := ch.readChunk(ctx, ch.c.replica, key, w); err == nil && (good == nil || good(w.b, int64(len(w.b))+w.over)) {
+				return nil
+			}
 		}
-		return err
+		return ch.readChunk(ctx, ch.c.rc, key, w)
 	})
 	return w.b, int64(len(w.b)) + w.over, err
+}
+
+// readChunk reads the value of key into w, straight from the connection.
+func (ch Channel) readChunk(ctx context.Context, rc rueidis.Client, key string, w *fill) error {
+	w.b, w.over = w.b[:0], 0
+	stream := rc.DoStream(ctx, rc.B().Get().Key(key).Build())
+	_, err := stream.WriteTo(w)
+	if rueidis.IsRedisNil(err) {
+		return ErrGone
+	}
+	if !redirected(err) {
+		return err
+	}
+	// DoStream does not follow a slot on the move (a cluster being
+	// resharded): Do does, and learns where the slot went.
+	v, err := rc.Do(ctx, rc.B().Get().Key(key).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return ErrGone
+	}
+	if err != nil {
+		return err
+	}
+	w.b, w.over = w.b[:0], 0
+	w.Write(v)
+	return nil
+}
+
+// redirected reports whether err is a MOVED or ASK redirection.
+func redirected(err error) bool {
+	rerr, ok := rueidis.IsRedisErr(err)
+	if !ok {
+		return false
+	}
+	_, moved := rerr.IsMoved()
+	_, ask := rerr.IsAsk()
+	return moved || ask
 }
 
 // fill is an io.Writer and io.ReaderFrom that fills a fixed buffer and

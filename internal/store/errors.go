@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -27,6 +28,9 @@ func classify(err error) (error, bool) {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err, false
 	}
+	if errors.Is(err, errTooFewReplicas) {
+		return err, true
+	}
 	if rerr, ok := rueidis.IsRedisErr(err); ok {
 		msg := rerr.Error()
 		switch {
@@ -36,13 +40,20 @@ func classify(err error) (error, bool) {
 			return wrap(ErrFull, err), false
 		case strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOPERM"),
 			// An ACL refusal inside a script (Redis 7.0 words it so).
-			strings.Contains(msg, "can't run this command"), strings.Contains(msg, "no permissions to access"):
+			strings.Contains(msg, "can't run this command"), strings.Contains(msg, "no permissions to access"),
+			// ... and Valkey 8 so.
+			strings.Contains(msg, "ACL failure in script"):
 			return wrap(ErrAuth, err), false
 		case strings.HasPrefix(msg, "NOGROUP"):
 			return wrap(ErrNoGroup, err), false
 		case rerr.IsLoading(), rerr.IsTryAgain(), rerr.IsClusterDown(),
-			strings.HasPrefix(msg, "BUSY"), strings.HasPrefix(msg, "MASTERDOWN"):
+			strings.HasPrefix(msg, "BUSY"), strings.HasPrefix(msg, "MASTERDOWN"),
+			// A failover in progress: a write reached a primary just demoted.
+			strings.HasPrefix(msg, "READONLY"), strings.HasPrefix(msg, "NOREPLICAS"):
 			return err, true
+		case strings.HasPrefix(msg, "MOVED"), strings.HasPrefix(msg, "ASK"), strings.HasPrefix(msg, "CROSSSLOT"):
+			return wrap(ErrBadConfig, fmt.Errorf("%w: the server is a Redis Cluster node, but filecast was not connected as a cluster client: "+
+				"if the URL's user has an ACL, allow it CLUSTER SLOTS (+cluster|slots, docs/OPERATIONS.md)", err)), false
 		}
 		return err, false
 	}

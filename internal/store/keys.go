@@ -1,6 +1,10 @@
 package store
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/filecast/filecast/internal/keyslot"
+)
 
 // Keys names the Redis keys of one channel. All of them share the hash tag
 // {channel}, so a channel lives in one Redis Cluster slot and every state
@@ -73,6 +77,32 @@ func (k Keys) Index(id string) string { return k.base + "f:" + id + ":idx" }
 func (k Keys) Chunk(id string, seq int64) string {
 	return k.base + "f:" + id + ":c:" + strconv.FormatInt(seq, 10)
 }
+
+// Chunk2 is the key of chunk seq, of upload epoch ep, of a protocol 2
+// file: outside the channel's slot, in slot (CRC16(id) + seq·Stride) mod
+// 16384, so that a file's chunks spread evenly over every primary of a
+// cluster whatever its layout (docs/PROTOCOL.md §3.6).
+func (k Keys) Chunk2(id string, ep, seq int64) string {
+	slot := (uint64(keyslot.Slot(id)) + uint64(seq)*Stride) % keyslot.Slots
+	return k.prefix + ":{" + keyslot.Tag(uint16(slot)) + "}:c:" + k.channel + ":" + id + ":" +
+		strconv.FormatInt(ep, 10) + ":" + strconv.FormatInt(seq, 10)
+}
+
+// Stride is the step in slots between consecutive chunks of a protocol 2
+// file: about 16384/φ, so that any run of chunks falls as evenly as it can
+// into any contiguous ranges of slots (those a cluster gives its primaries).
+const Stride = 10127
+
+// ChunkKey is the key of a chunk of a file of either protocol.
+func (k Keys) ChunkKey(spread bool, id string, ep, seq int64) string {
+	if spread {
+		return k.Chunk2(id, ep, seq)
+	}
+	return k.Chunk(id, seq)
+}
+
+// GC is the journal of protocol 2 chunk keys to delete (lib.lua, journal).
+func (k Keys) GC() string { return k.base + "gc" }
 
 // Batch is a hash of the files a batch of sends completed: name -> wire.Sent.
 func (k Keys) Batch(batch string) string { return k.base + "batch:" + batch }

@@ -60,6 +60,7 @@ var (
 	luaRetry    = script("retry")
 	luaSweep    = script("sweep")
 	luaHolders  = script("holders")
+	luaGC       = script("gc")
 )
 
 // Config says how to reach Redis.
@@ -70,6 +71,14 @@ type Config struct {
 	CertFile string        // client certificate for rediss:// (PEM), with KeyFile
 	KeyFile  string        // its private key (PEM)
 	Password string        // if set, replaces the URL's password
+	// Replicas, if above 0, makes every write that commits something (a
+	// chunk, a state change) wait until that many replicas have it (WAIT),
+	// so that a failover cannot lose it.
+	Replicas int
+	// ReadReplicas sends chunk reads to replicas (a Redis Cluster's, or a
+	// Sentinel set's); a chunk a replica does not have yet is read from
+	// the primary.
+	ReadReplicas bool
 	// OnConnection, if set, is called when operations start failing for
 	// want of a connection (lost, with the error), and when one succeeds
 	// again (not lost, with how long it was down). It is called from the
@@ -82,10 +91,15 @@ type Config struct {
 type Client struct {
 	rc       rueidis.Client
 	bulk     rueidis.Client // its own connection, for chunk values
+	replica  rueidis.Client // chunk reads from replicas (Config.ReadReplicas), or nil
+	replicas int            // Config.Replicas
 	retryFor time.Duration
 	addr     string // redacted, for messages
 	onConn   func(lost bool, err error, down time.Duration)
 	lostAt   atomic.Int64 // Unix ns when operations started failing; 0 while they succeed
+	// spread: new uploads are of protocol 2, their chunks spread over the
+	// slots (a Redis Cluster).
+	spread bool
 }
 
 // Redact returns the URL with any password replaced, for messages.
@@ -120,10 +134,19 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	// balancer cutting it) is tried again for up to setupRetry; one that is
 	// refused fails at once with the reason.
 	start, wait := time.Now(), 100*time.Millisecond
+	if cfg.Replicas < 0 || cfg.Replicas > 100 {
+		return nil, fmt.Errorf("%w: replicas to wait for %d: want 0 to 100", ErrBadConfig, cfg.Replicas)
+	}
 	for {
 		c, err := connect(ctx, opt, cfg.RetryFor, safe)
 		if err == nil {
-			c.onConn = cfg.OnConnection
+			c.onConn, c.replicas = cfg.OnConnection, cfg.Replicas
+			if cfg.ReadReplicas {
+				if err := c.readReplicas(opt); err != nil {
+					c.Close()
+					return nil, err
+				}
+			}
 			return c, nil
 		}
 		if !dropped(err) || time.Since(start)+wait > min(setupRetry, max(cfg.RetryFor, wait)) || ctx.Err() != nil {
@@ -160,7 +183,7 @@ func connect(ctx context.Context, opt rueidis.ClientOption, retryFor time.Durati
 		rc.Close()
 		return nil, err
 	}
-	c := &Client{rc: rc, bulk: bulk, retryFor: retryFor, addr: addr}
+	c := &Client{rc: rc, bulk: bulk, retryFor: retryFor, addr: addr, spread: rc.Mode() == rueidis.ClientModeCluster}
 	if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
 		c.Close()
 		return nil, err
@@ -251,6 +274,10 @@ func describeDialError(addr string, overTLS bool, err error) error {
 	return fmt.Errorf("connect to %s: %w: %v (%s)", addr, ErrUnavailable, msg, hint)
 }
 
+// Spread reports whether new uploads are of protocol 2, their chunks
+// spread over every primary: on a Redis Cluster.
+func (c *Client) Spread() bool { return c.spread }
+
 // Addr returns the server address with any password removed.
 func (c *Client) Addr() string { return c.addr }
 
@@ -258,6 +285,9 @@ func (c *Client) Addr() string { return c.addr }
 func (c *Client) Close() {
 	c.rc.Close()
 	c.bulk.Close()
+	if c.replica != nil {
+		c.replica.Close()
+	}
 }
 
 // retry runs op until it succeeds, fails for good, ctx ends, or the

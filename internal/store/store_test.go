@@ -47,10 +47,10 @@ func upload(t *testing.T, ch Channel, name string) (string, string) {
 	if n, _, err := ch.Reserve(ctx, res.ID, []ChunkRef{ref}, 1<<20); n != 1 || err != nil {
 		t.Fatalf("Reserve = %v, %v", n, err)
 	}
-	if err := ch.PutChunk(ctx, res.ID, 1, data); err != nil {
+	if err := ch.PutChunk(ctx, Upload{ID: res.ID}, 1, data); err != nil {
 		t.Fatal(err)
 	}
-	if err := ch.Commit(ctx, res.ID, []ChunkRef{ref}); err != nil {
+	if err := ch.Commit(ctx, Upload{ID: res.ID}, []ChunkRef{ref}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ch.Complete(ctx, res.ID, int64(len(data)), chunk.Sum(data), nil); err != nil {
@@ -216,11 +216,11 @@ func TestCommitBatchesInOrderRepeatsAndRefusesGaps(t *testing.T) {
 	for i := range chunks {
 		chunks[i].Digest = chunk.Sum([]byte{byte(i)})
 	}
-	if err := ch.Commit(ctx, id, chunks[:3]); err != nil {
+	if err := ch.Commit(ctx, Upload{ID: id}, chunks[:3]); err != nil {
 		t.Fatal(err)
 	}
 	// A repeated call whose reply was lost, overlapping the next chunk.
-	if err := ch.Commit(ctx, id, chunks[1:]); err != nil {
+	if err := ch.Commit(ctx, Upload{ID: id}, chunks[1:]); err != nil {
 		t.Fatalf("overlapping repeat: %v", err)
 	}
 	got, err := ch.Index(ctx, id, 1, 10, 1024)
@@ -236,7 +236,7 @@ func TestCommitBatchesInOrderRepeatsAndRefusesGaps(t *testing.T) {
 		t.Errorf("n = %s, want 4", n)
 	}
 	gap := []ChunkRef{{Seq: 6, Len: 1, Digest: chunks[0].Digest}}
-	if err := ch.Commit(ctx, id, gap); err == nil || errors.Is(err, ErrGone) {
+	if err := ch.Commit(ctx, Upload{ID: id}, gap); err == nil || errors.Is(err, ErrGone) {
 		t.Errorf("Commit with a gap = %v, want an error", err)
 	}
 }
@@ -246,12 +246,12 @@ func TestCommitAfterAbortDeletesTheChunks(t *testing.T) {
 	ctx := context.Background()
 	id := begin(t, ch, "f1")
 	for seq := int64(1); seq <= 2; seq++ {
-		if err := ch.PutChunk(ctx, id, seq, []byte("x")); err != nil {
+		if err := ch.PutChunk(ctx, Upload{ID: id}, seq, []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ch.Abort(ctx, id, "test")
-	if err := ch.Commit(ctx, id, refs(1, 1)); !errors.Is(err, ErrGone) {
+	if err := ch.Commit(ctx, Upload{ID: id}, refs(1, 1)); !errors.Is(err, ErrGone) {
 		t.Fatalf("Commit after abort = %v, want ErrGone", err)
 	}
 	if keys := srv.Keys("fc:{t}:f:" + id + ":c:*"); len(keys) != 0 {
@@ -264,20 +264,20 @@ func TestReadChunkIntoBuffer(t *testing.T) {
 	ctx := context.Background()
 	srv.MustDo(t, "SET", "fc:{t}:f:x:c:1", "hello world")
 	buf := make([]byte, 64)
-	got, size, err := ch.ReadChunk(ctx, "x", 1, buf)
+	got, size, err := ch.ReadChunk(ctx, Upload{ID: "x"}, 1, buf, nil)
 	if err != nil || string(got) != "hello world" || size != 11 || &got[0] != &buf[0] {
 		t.Fatalf("ReadChunk = %q, %d, %v; want the value read into buf", got, size, err)
 	}
 	// A value longer than the buffer is cut, and its full size reported.
-	got, size, err = ch.ReadChunk(ctx, "x", 1, buf[:5])
+	got, size, err = ch.ReadChunk(ctx, Upload{ID: "x"}, 1, buf[:5], nil)
 	if err != nil || string(got) != "hello" || size != 11 {
 		t.Fatalf("ReadChunk into 5 bytes = %q, %d, %v; want %q, 11", got, size, err, "hello")
 	}
 	// The connection is still usable after a cut value.
-	if got, _, err = ch.ReadChunk(ctx, "x", 1, buf); err != nil || string(got) != "hello world" {
+	if got, _, err = ch.ReadChunk(ctx, Upload{ID: "x"}, 1, buf, nil); err != nil || string(got) != "hello world" {
 		t.Fatalf("ReadChunk after a cut value = %q, %v", got, err)
 	}
-	if _, _, err := ch.ReadChunk(ctx, "x", 2, buf); !errors.Is(err, ErrGone) {
+	if _, _, err := ch.ReadChunk(ctx, Upload{ID: "x"}, 2, buf, nil); !errors.Is(err, ErrGone) {
 		t.Fatalf("ReadChunk of a missing chunk = %v, want ErrGone", err)
 	}
 }
@@ -550,8 +550,8 @@ func TestScriptsRejectBadInputAndChangeNothing(t *testing.T) {
 	if _, _, err := ch.Reserve(ctx, id, refs, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	ch.PutChunk(ctx, id, 1, []byte("abc"))
-	if err := ch.Commit(ctx, id, refs); err != nil {
+	ch.PutChunk(ctx, Upload{ID: id}, 1, []byte("abc"))
+	if err := ch.Commit(ctx, Upload{ID: id}, refs); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := ch.ClaimMember(ctx, "g", "m", "h/1/y", time.Minute, false); err != nil {
@@ -580,11 +580,13 @@ func TestScriptsRejectBadInputAndChangeNothing(t *testing.T) {
 		{"reserve", []string{id, "1048576", "1", "3", "10", "2", "10"}, "seq"},
 		{"reserve", []string{id, "1048576", "1", "2"}, "chunks"},
 		{"reserve", []string{id, "1048576", "1", "2", "0"}, "len"},
-		{"commit", []string{id, "1", "2", "3", d, d, "4", "3", d, d}, "seq"},
-		{"commit", []string{id, "1", "3", "3", d, d, "4", "3", d, d}, "commit of chunk 3 after chunk 1"},
-		{"commit", []string{id, "1", "2", "3", "nothex", d}, "digest"},
-		{"commit", []string{id, "1", "2", "5000", d, d}, "chunk size"},
-		{"commit", []string{id, "1", "2", "3", d}, "chunks"},
+		{"commit", []string{id, "1", "", "2", "3", d, d, "4", "3", d, d}, "seq"},
+		{"commit", []string{id, "1", "", "3", "3", d, d, "4", "3", d, d}, "commit of chunk 3 after chunk 1"},
+		{"commit", []string{id, "1", "", "2", "3", "nothex", d}, "digest"},
+		{"commit", []string{id, "1", "", "2", "5000", d, d}, "chunk size"},
+		{"commit", []string{id, "1", "", "2", "3", d}, "chunks"},
+		{"commit", []string{id, "1", "x", "2", "3", d, d}, "epoch"},
+		{"commit", []string{id, "1", "0", "2", "3", d, d}, "epoch"}, // a protocol 1 file has none
 		{"complete", []string{id, "-1", d, "1", "", "", ""}, "size"},
 		{"complete", []string{id, "3", "short", "1", "", "", ""}, "digest"},
 		{"complete", []string{id, "3", d, "1", "b", "sent", "0"}, "ttl_ms"},

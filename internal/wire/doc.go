@@ -9,8 +9,14 @@ package wire
 
 import "errors"
 
-// Version is the protocol version written into every file record.
-const Version = "1"
+// Version is the protocol version written into file records whose chunks
+// live in the channel's slot; Version2 into those whose chunks are spread
+// over every slot (on a Redis Cluster), whose index entries carry the
+// upload epoch of their chunk. Readers read both (docs/PROTOCOL.md §3).
+const (
+	Version  = "1"
+	Version2 = "2"
+)
 
 // Algorithm names the digest used for chunks and whole files.
 const Algorithm = "xxh3-128"

@@ -29,8 +29,11 @@ type Entry struct {
 	// whose chunks were trimmed, and a sender complete what it sent.
 	Prefix    Digest
 	HasPrefix bool
-	Size      int64  // EOFEntry: file size
-	Reason    string // AbortEntry: why
+	// ChunkEntry of a protocol 2 file: the upload epoch the chunk was
+	// stored under, part of its key.
+	Epoch  int64
+	Size   int64  // EOFEntry: file size
+	Reason string // AbortEntry: why
 }
 
 // EntryID returns the index stream ID of chunk (or end entry) seq.
@@ -84,6 +87,11 @@ func ParseEntry(id string, fields map[string]string, maxLen int) (Entry, error) 
 				return e, err
 			}
 			e.HasPrefix = true
+		}
+		if s, ok := fields["e"]; ok {
+			if e.Epoch, err = strconv.ParseInt(s, 10, 64); err != nil || e.Epoch < 0 {
+				return e, fmt.Errorf("%w: chunk %d epoch %q", ErrMalformed, seq, s)
+			}
 		}
 	}
 	return e, nil

@@ -53,7 +53,7 @@ func ParseDigest(s string) (Digest, error) {
 // File is the metadata record of one file, stored as a Redis hash. Only the
 // fields a reader needs to interpret the content are parsed strictly.
 type File struct {
-	Version   string
+	Version   string // Version or Version2; empty: Version
 	Kind      Kind
 	Name      string      // checked with CheckName for kind file
 	Mode      fs.FileMode // permission bits only
@@ -92,7 +92,7 @@ const MaxChunkSize = 64 << 20
 // Fields returns the hash fields written when an upload starts.
 func (f *File) Fields() []string {
 	return []string{
-		"v", Version,
+		"v", f.version(),
 		"kind", string(f.Kind),
 		"name", f.Name,
 		"mode", strconv.FormatUint(uint64(f.Mode.Perm()), 8),
@@ -105,6 +105,17 @@ func (f *File) Fields() []string {
 		"origin", f.Origin,
 	}
 }
+
+func (f *File) version() string {
+	if f.Version == "" {
+		return Version
+	}
+	return f.Version
+}
+
+// Spread reports whether the file's chunks are spread over the slots
+// (protocol 2).
+func (f *File) Spread() bool { return f.Version == Version2 }
 
 func live(b bool) string {
 	if b {
@@ -119,8 +130,8 @@ func ParseFile(h map[string]string) (*File, error) {
 	if len(h) == 0 {
 		return nil, fmt.Errorf("%w: empty file record", ErrMalformed)
 	}
-	if v := h["v"]; v != Version {
-		return nil, fmt.Errorf("%w: protocol version %q, want %q (upgrade filecast)", ErrMalformed, v, Version)
+	if v := h["v"]; v != Version && v != Version2 {
+		return nil, fmt.Errorf("%w: protocol version %q; this filecast reads versions %s and %s: upgrade it", ErrMalformed, v, Version, Version2)
 	}
 	f := &File{Version: h["v"], Kind: Kind(h["kind"]), Name: h["name"], State: State(h["state"]),
 		Entry: h["entry"], Sender: h["sender"], Reason: h["reason"], Origin: h["origin"]}

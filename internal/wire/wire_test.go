@@ -55,7 +55,7 @@ func TestFileRoundTrip(t *testing.T) {
 func TestParseFileRejects(t *testing.T) {
 	base := map[string]string{"v": "1", "kind": "file", "name": "x", "chunk": "4096", "state": "uploading", "alg": Algorithm}
 	cases := map[string][2]string{
-		"version":    {"v", "2"},
+		"version":    {"v", "3"},
 		"kind":       {"kind", "dir"},
 		"name":       {"name", "../x"},
 		"state":      {"state", "weird"},

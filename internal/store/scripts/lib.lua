@@ -61,17 +61,53 @@ local function unlink_all(keys)
   end
 end
 
--- release deletes every key of a file and returns its bytes to the budget.
--- It is idempotent: releasing a released file does nothing.
+-- Protocol 2 files (record v = '2', written on a Redis Cluster) keep their
+-- chunks outside the channel's slot, spread over every primary
+-- (docs/PROTOCOL.md §3.6): a script cannot delete them. It journals them
+-- instead, in the channel's gc stream, as ranges of sequence numbers per
+-- upload epoch, with the bytes they hold; the client that ran the script
+-- (or any other, later) deletes the keys and then finishes the entry with
+-- gc.lua, which returns the bytes to the budget. Keys are never reused
+-- (a resumed upload writes under a new epoch), so deleting late is safe.
+
+-- ranges returns the chunks lo..hi of a protocol 2 file as 'epoch:lo-hi'
+-- words, split where the epochs listed in eps ('start:epoch,...', epoch 0
+-- starting at chunk 1) begin.
+local function ranges(eps, lo, hi)
+  local starts = {{1, 0}}
+  for st, ep in string.gmatch(eps or '', '(%d+):(%d+)') do starts[#starts + 1] = {tonumber(st), tonumber(ep)} end
+  local out = {}
+  for i, st in ipairs(starts) do
+    local a, b = math.max(lo, st[1]), hi
+    if starts[i + 1] then b = math.min(hi, starts[i + 1][1] - 1) end
+    if a <= b then out[#out + 1] = st[2] .. ':' .. a .. '-' .. b end
+  end
+  return table.concat(out, ' ')
+end
+
+-- journal records chunk keys of file id to delete (k: ranges) and the
+-- bytes to return to the budget once they are.
+local function journal(id, k, bytes)
+  if k == '' and bytes == 0 then return end
+  redis.call('XADD', base .. 'gc', '*', 'f', id, 'k', k, 'b', bytes)
+end
+
+-- release deletes every key of a file (journals the chunks of a protocol 2
+-- file) and returns its bytes to the budget. It is idempotent: releasing a
+-- released file does nothing.
 local function release(id)
   local fk = fkey(id)
-  local h = redis.call('HMGET', fk, 'lo', 'r', 'held', 'entry', 'name')
+  local h = redis.call('HMGET', fk, 'lo', 'r', 'held', 'entry', 'name', 'v', 'eps')
   if not h[4] then return end
   local lo, r, held = tonumber(h[1]) or 1, tonumber(h[2]) or 0, tonumber(h[3]) or 0
-  local chunks = {}
-  for s = lo, r do chunks[#chunks + 1] = fk .. ':c:' .. s end
-  unlink_all(chunks)
-  if held ~= 0 then redis.call('DECRBY', base .. 'bytes', held) end
+  if h[6] == '2' then
+    journal(id, ranges(h[7], lo, r), held)
+  else
+    local chunks = {}
+    for s = lo, r do chunks[#chunks + 1] = fk .. ':c:' .. s end
+    unlink_all(chunks)
+    if held ~= 0 then redis.call('DECRBY', base .. 'bytes', held) end
+  end
   redis.call('XDEL', base .. 'files', h[4])
   -- The entries that delivered it again to a group (retry.lua).
   for _, e in ipairs(redis.call('SMEMBERS', fk .. ':re')) do redis.call('XDEL', base .. 'files', e) end
@@ -154,7 +190,7 @@ end
 local live_keep = 64
 local function trim(id, default_max)
   local fk = fkey(id)
-  local h = redis.call('HMGET', fk, 'chunk', 'lo', 'n', 'live', 'off')
+  local h = redis.call('HMGET', fk, 'chunk', 'lo', 'n', 'live', 'off', 'v', 'eps')
   if not h[1] then return {0, 0} end
   local max = tonumber(redis.call('HGET', base .. 'cfg', 'max') or default_max)
   local bytes = tonumber(redis.call('GET', base .. 'bytes') or '0')
@@ -186,14 +222,18 @@ local function trim(id, default_max)
   -- An ACL user set up before index trimming (without XTRIM) keeps the
   -- index whole, as older clients did.
   if pre and redis.acl_check_cmd and not redis.acl_check_cmd('XTRIM', fk .. ':idx', 'MINID', '0-1') then pre = nil end
-  unlink_all(keys)
+  if h[6] == '2' then
+    journal(id, ranges(h[7], lo, min), freed)
+  else
+    unlink_all(keys)
+    redis.call('DECRBY', base .. 'bytes', freed)
+  end
   redis.call('HSET', fk, 'lo', min + 1)
   if pre then
     redis.call('XTRIM', fk .. ':idx', 'MINID', '0-' .. (min + 1))
     redis.call('HSET', fk, 'off', (tonumber(h[5]) or 0) + below, 'pre', pre)
   end
   redis.call('HINCRBY', fk, 'held', -freed)
-  redis.call('DECRBY', base .. 'bytes', freed)
   redis.call('XADD', base .. 'ev', 'MAXLEN', '~', '64', '*', 'trimmed', id)
   return {freed, (bytes - freed + tonumber(h[1]) > max) and 1 or 0}
 end

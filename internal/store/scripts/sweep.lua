@@ -16,7 +16,8 @@ local cfg = redis.call('HMGET', base .. 'cfg', 'keep', 'gexp')
 local cmds = {{'ZRANGEBYSCORE', base .. 'g:x:dead', '0', '1'}, {'ZREM', base .. 'g:x:dead', 'x'},
   {'HSET', base .. 'g:x:failed', 'x', 'x'}, {'SADD', base .. 'f:x:acks', 'x'}, {'UNLINK', base .. 'f:x:c:1'},
   {'DECRBY', base .. 'bytes', '1'}, {'XDEL', base .. 'files', '0-1'}, {'DEL', base .. 'f:x'},
-  {'XADD', base .. 'ev', '*', 'x', 'x'}, {'HDEL', base .. 'up', 'x'}, {'HINCRBY', base .. 'f:x', 'held', '1'}}
+  {'XADD', base .. 'ev', '*', 'x', 'x'}, {'HDEL', base .. 'up', 'x'}, {'HINCRBY', base .. 'f:x', 'held', '1'},
+  {'XADD', base .. 'gc', '*', 'x', 'x'}}
 if tonumber(cfg[2]) and only == '' then
   for _, c in ipairs({{'XGROUP', 'DESTROY', base .. 'files', 'x'}, {'SREM', base .. 'groups', 'x'},
       {'ZRANGE', base .. 'live', '0', '-1'}, {'HSET', base .. 'dropped', 'x', 'x'}}) do
