@@ -148,3 +148,15 @@ func (c *Client) AbortStale(ctx context.Context, channel string, olderThan time.
 	}
 	return out, nil
 }
+
+// Orphans finds the chunks of channel that nothing will delete (on a Redis
+// Cluster: chunks a sender stored after its file was released, then died
+// before it could delete them), looking on every primary, and with remove
+// deletes them. It returns how many it found. Files in use are safe.
+func (c *Client) Orphans(ctx context.Context, channel string, remove bool) (int, error) {
+	ch, err := c.channel(channel)
+	if err != nil {
+		return 0, err
+	}
+	return ch.Orphans(ctx, remove)
+}

@@ -150,8 +150,7 @@ func mustSend(t *testing.T, c *filecast.Client, channel, name string, data []byt
 // the channel-level keys that persist while groups exist).
 func leftovers(srv *redistest.Server, channel string) []string {
 	var out []string
-	for _, k := range srv.Keys("fc:{" + channel + "}:f:*") {
-		out = append(out, k)
-	}
-	return out
+	out = append(out, srv.Keys("fc:{"+channel+"}:f:*")...)
+	out = append(out, srv.Keys("fc:{*}:c:"+channel+":*")...) // chunks spread over a cluster
+	return append(out, srv.Keys("fc:{"+channel+"}:gc")...)    // their deletion journal
 }

@@ -85,7 +85,14 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 	}
 	defer func() {
 		c.abandon(r.token)
-		ch.ReleaseMember(context.WithoutCancel(ctx), opt.Group, opt.Member, r.token)
+		bg := context.WithoutCancel(ctx)
+		ch.ReleaseMember(bg, opt.Group, opt.Member, r.token)
+		if c.st.Spread() {
+			// Deletions a killed client left journaled (a cluster's).
+			cctx, cancel := context.WithTimeout(bg, 5*time.Second)
+			ch.Collect(cctx)
+			cancel()
+		}
 	}()
 	return r.run(ctx)
 }

@@ -74,6 +74,9 @@ const sweepEveryMax = 10 * time.Second
 // so that it happens while nobody waits for budget too. It runs until ctx
 // ends; failures (a user who may not) are only logged.
 func (r *receiver) sweeper(ctx context.Context) {
+	if r.c.st.Spread() {
+		r.ch.Collect(ctx) // deletions a killed client left journaled (a cluster's)
+	}
 	for {
 		every := sweepEveryMax
 		if s, err := r.ch.Settings(ctx); err == nil {

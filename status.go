@@ -24,6 +24,32 @@ type ChannelStatus struct {
 	KeepFailed  time.Duration  `json:"keep_failed_ns"`
 	GroupExpiry time.Duration  `json:"group_expiry_ns"`
 	Dropped     []DroppedGroup `json:"dropped_groups"` // groups dropped, and why
+	// Deleting is how many deletions of chunks were journaled and not yet
+	// done (on a Redis Cluster; docs/PROTOCOL.md §6.14): a lasting number
+	// means no client has collected them (receivers do, every few seconds).
+	Deleting int64 `json:"deleting"`
+	// Redis says what the client is connected to.
+	Redis Topology `json:"redis"`
+}
+
+// Topology describes what a client is connected to.
+type Topology struct {
+	// Mode is "standalone", "cluster" (a Redis Cluster: a file's chunks
+	// spread over every primary) or "sentinel" (a primary found by Sentinel).
+	Mode      string `json:"mode"`
+	Primaries int    `json:"primaries"` // primaries serving data (1 unless a cluster)
+	Replicas  int    `json:"replicas"`  // their replicas, in all
+	Server    string `json:"server"`    // server name and version
+}
+
+func (t Topology) String() string {
+	return store.Topology{Mode: t.Mode, Primaries: t.Primaries, Replicas: t.Replicas, Server: t.Server}.String()
+}
+
+// Topology returns what the client is connected to.
+func (c *Client) Topology(ctx context.Context) (Topology, error) {
+	t, err := c.st.Topology(ctx)
+	return Topology{Mode: t.Mode, Primaries: t.Primaries, Replicas: t.Replicas, Server: t.Server}, err
 }
 
 // DroppedGroup is a group that was dropped.
@@ -200,6 +226,9 @@ func (c *Client) Status(ctx context.Context, channel string) (*ChannelStatus, er
 		s.Dropped = append(s.Dropped, DroppedGroup{Name: name, At: time.UnixMilli(at), Reason: reason})
 	}
 	slices.SortFunc(s.Dropped, func(a, b DroppedGroup) int { return a.At.Compare(b.At) })
+	// Informative only: a user whose ACL refuses them still gets the rest.
+	s.Deleting, _ = ch.Journal(ctx)
+	s.Redis, _ = c.Topology(ctx)
 	return s, nil
 }
 

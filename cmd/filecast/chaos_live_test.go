@@ -128,7 +128,7 @@ func TestChaosFollow(t *testing.T) {
 			}
 		}
 		waitFor(t, 20*time.Second, "every generation to be released", func() bool {
-			return len(c.srv.Keys("fc:{cf}:f:*")) == 0
+			return len(fileKeys(c.srv, "cf")) == 0
 		})
 		t.Logf("%d lines in %d generations; %d kills, %d stops", log.next, gens, kills, stops)
 		if parts := partFiles(t, out); len(parts) != 0 {
@@ -230,7 +230,7 @@ func TestChaosWatch(t *testing.T) {
 			})
 		}
 		waitFor(t, 20*time.Second, "every file to be released", func() bool {
-			return len(c.srv.Keys("fc:{cw}:f:*")) == 0
+			return len(fileKeys(c.srv, "cw")) == 0
 		})
 		t.Logf("%d files, %d watcher kills, remove-sent %v", len(files), kills, remove)
 	})

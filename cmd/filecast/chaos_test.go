@@ -134,7 +134,7 @@ func checkDelivered(t *testing.T, c *cli, channel, out string, files map[string]
 			t.Errorf("%s differs from the file sent (%v)", name, err)
 		}
 	}
-	if left := c.srv.Keys("fc:{" + channel + "}:f:*"); len(left) != 0 {
+	if left := fileKeys(c.srv, channel); len(left) != 0 {
 		t.Errorf("keys of released files left in redis: %q", left)
 	}
 	extra := 0

@@ -12,14 +12,15 @@ import (
 type cleanOptions struct {
 	stale  time.Duration
 	drop   []string
-	failed bool
-	group  string
+	failed  bool
+	group   string
+	orphans bool
 }
 
 func newClean(g *globals) *cobra.Command {
 	o := &cleanOptions{}
 	cmd := &cobra.Command{
-		Use:   "clean CHANNEL [--stale DURATION] [--drop-group GROUP]... [--failed [--group GROUP]]",
+		Use:   "clean CHANNEL [--stale DURATION] [--drop-group GROUP]... [--failed [--group GROUP]] [--orphans]",
 		Short: "Abort stale uploads, remove dead groups, release failed files",
 		Long: `Abort the uploads of CHANNEL whose sender has been silent for longer than
 --stale (receivers reading them get an "upload aborted" error and the data
@@ -29,16 +30,21 @@ with an error.
 
 --failed releases the files the groups (or --group) gave up on and keep
 for "filecast retry" (see "filecast status"): they are dropped for good,
-and their data leaves Redis once no other group needs it.`,
+and their data leaves Redis once no other group needs it.
+
+--orphans looks on every primary of a Redis Cluster for chunks nothing will
+delete (a sender that stored a chunk after its file was released, then died
+before deleting it) and deletes them. Files in use are safe.`,
 		Example: `  filecast clean logs --stale 10m
   filecast clean logs --drop-group old-host-42
-  filecast clean logs --failed --group audit`,
+  filecast clean logs --failed --group audit
+  filecast clean logs --orphans`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("clean needs exactly one CHANNEL")
 			}
-			if o.stale == 0 && len(o.drop) == 0 && !o.failed {
-				return usagef("clean needs --stale DURATION, --drop-group GROUP or --failed")
+			if o.stale == 0 && len(o.drop) == 0 && !o.failed && !o.orphans {
+				return usagef("clean needs --stale DURATION, --drop-group GROUP, --failed or --orphans")
 			}
 			if o.group != "" && !o.failed {
 				return usagef("--group goes with --failed")
@@ -54,6 +60,7 @@ and their data leaves Redis once no other group needs it.`,
 	f.StringArrayVar(&o.drop, "drop-group", nil, "remove this receiver group (repeatable)")
 	f.BoolVar(&o.failed, "failed", false, "release the files the groups gave up on and keep for a retry")
 	f.StringVar(&o.group, "group", "", "--failed: only this group's")
+	f.BoolVar(&o.orphans, "orphans", false, "delete chunks nothing will delete (left by senders killed at the wrong moment)")
 	return cmd
 }
 
@@ -85,6 +92,13 @@ func runClean(ctx context.Context, g *globals, channel string, o *cleanOptions, 
 			return err
 		}
 		fmt.Fprintf(w, "released %d failed %s\n", n, plural(n, "file", "files"))
+	}
+	if o.orphans {
+		n, err := c.Orphans(ctx, channel, true)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "deleted %d orphaned %s\n", n, plural(n, "chunk", "chunks"))
 	}
 	return nil
 }

@@ -411,9 +411,10 @@ func fileField(srv *redistest.Server, channel, id, field string) string {
 	return v
 }
 
-// fileKeys returns the keys of files still in Redis.
+// fileKeys returns the keys of files still in Redis: records, indexes and
+// chunks of either protocol, and deletions journaled but not done.
 func fileKeys(srv *redistest.Server, channel string) []string {
-	return srv.Keys("fc:{" + channel + "}:f:*")
+	return append(append(srv.Keys("fc:{"+channel+"}:f:*"), srv.Keys("fc:{*}:c:"+channel+":*")...), srv.Keys("fc:{"+channel+"}:gc")...)
 }
 
 // expectReleased checks that every file of channel was released.

@@ -60,6 +60,9 @@ func runStatus(ctx context.Context, g *globals, args []string, asJSON bool, w io
 		enc.SetIndent("", "  ")
 		return enc.Encode(all)
 	}
+	if t, err := c.Topology(ctx); err == nil {
+		fmt.Fprintf(w, "redis: %s\n\n", t)
+	}
 	if len(all) == 0 {
 		fmt.Fprintln(w, "no channels yet")
 	}
@@ -75,6 +78,9 @@ func runStatus(ctx context.Context, g *globals, args []string, asJSON bool, w io
 func printStatus(w io.Writer, s *filecast.ChannelStatus) {
 	fmt.Fprintf(w, "channel %s: %s held of %s budget (%.0f%%)\n", s.Channel, human(s.Bytes), human(s.MaxBytes),
 		100*float64(s.Bytes)/float64(max(s.MaxBytes, 1)))
+	if s.Deleting > 0 {
+		fmt.Fprintf(w, "%d deletions of chunks journaled, not yet done (receivers finish them; counted in the budget until then)\n", s.Deleting)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	if len(s.Files) > 0 {
 		fmt.Fprintln(tw, "\nFILE\tSTATE\tSIZE\tCHUNKS\tSTORED\tAGE\tWAITING FOR")

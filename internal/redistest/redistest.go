@@ -470,6 +470,55 @@ func (s *Server) Kill() {
 	s.halt(syscall.SIGKILL)
 }
 
+// Pause stops the server process (SIGSTOP) without ending it, as a host
+// that froze: connections stay open and nothing is answered. Resume (or
+// Kill) undoes it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.cmd.Process.Signal(sig)
+	}
+}
+
+// WaitReplicated waits until every replica connected to the server (a
+// primary) has acknowledged all it was sent, and calls t.Fatalf after 10
+// seconds.
+func (s *Server) WaitReplicated() {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		info, err := s.Do("INFO", "replication")
+		if err == nil {
+			var offset string
+			behind := false
+			for line := range strings.Lines(info) {
+				line = strings.TrimSpace(line)
+				if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
+					offset = v
+				}
+			}
+			for line := range strings.Lines(info) {
+				if strings.HasPrefix(line, "slave") && strings.Contains(line, "offset=") &&
+					!strings.Contains(line, "offset="+offset+",") {
+					behind = true
+				}
+			}
+			if offset != "" && !behind {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.fatalf("redistest: replicas of %s did not catch up: %v\n%s", s.Addr(), err, info)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Stop shuts the server down gracefully with SIGTERM and waits for it to
 // exit, killing it if it has not exited within 10 seconds. It does
 // nothing if the server is not running.
@@ -489,6 +538,7 @@ func (s *Server) halt(sig syscall.Signal) {
 		return
 	}
 	s.cmd.Process.Signal(sig)
+	s.cmd.Process.Signal(syscall.SIGCONT) // a paused server must see it
 	select {
 	case <-s.done:
 	case <-time.After(startTimeout):

@@ -608,3 +608,42 @@ func TestStartStandsForAClusterWhenAsked(t *testing.T) {
 		t.Fatalf("GET k7 = %q, %v", v, err)
 	}
 }
+
+func TestSentinelFailsOver(t *testing.T) {
+	s := StartSentinel(t, SentinelConfig{})
+	old := s.Primary()
+	if old != s.Nodes()[0] {
+		t.Fatalf("the Sentinels name %s, want the first node", old.Addr())
+	}
+	opt, err := rueidis.ParseURL(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx := context.Background()
+	if err := rc.Do(ctx, rc.B().Set().Key("k").Value("v").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	rc.Do(ctx, rc.B().Wait().Numreplicas(2).Timeout(1000).Build())
+	old.Kill()
+	p := s.WaitFailover(old)
+	if p == old {
+		t.Fatal("no new primary")
+	}
+	// The client follows the Sentinels to the new primary.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := rc.Do(ctx, rc.B().Get().Key("k").Build()).ToString()
+		if err == nil && v == "v" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET after failover = %q, %v", v, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

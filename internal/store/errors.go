@@ -49,7 +49,10 @@ func classify(err error) (error, bool) {
 		case rerr.IsLoading(), rerr.IsTryAgain(), rerr.IsClusterDown(),
 			strings.HasPrefix(msg, "BUSY"), strings.HasPrefix(msg, "MASTERDOWN"),
 			// A failover in progress: a write reached a primary just demoted.
-			strings.HasPrefix(msg, "READONLY"), strings.HasPrefix(msg, "NOREPLICAS"):
+			strings.HasPrefix(msg, "READONLY"), strings.HasPrefix(msg, "NOREPLICAS"),
+			// A WAIT sent (after a write that was redirected) to a node
+			// that became a replica: the next try finds the primary.
+			strings.Contains(msg, "WAIT cannot be used with replica"):
 			return err, true
 		case strings.HasPrefix(msg, "MOVED"), strings.HasPrefix(msg, "ASK"), strings.HasPrefix(msg, "CROSSSLOT"):
 			return wrap(ErrBadConfig, fmt.Errorf("%w: the server is a Redis Cluster node, but filecast was not connected as a cluster client: "+

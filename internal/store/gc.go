@@ -155,3 +155,124 @@ func (ch Channel) Journal(ctx context.Context) (int64, error) {
 	})
 	return n, err
 }
+
+// Orphans finds the protocol 2 chunk keys of the channel that nothing will
+// delete: those of a file whose record is gone (a sender killed after a
+// late write), of an upload epoch a resume ended, or below the file's
+// lowest kept chunk. It looks on every primary (SCAN) and, with remove,
+// deletes them. It returns how many it found.
+func (ch Channel) Orphans(ctx context.Context, remove bool) (int, error) {
+	nodes := map[string]rueidis.Client{"": ch.c.rc}
+	if ch.c.rc.Mode() == rueidis.ClientModeCluster {
+		n, err := ch.c.nodes(ctx)
+		if err != nil {
+			return 0, err
+		}
+		all := ch.c.rc.Nodes()
+		nodes = map[string]rueidis.Client{}
+		for _, addr := range n.primaries {
+			if c, ok := all[addr]; ok {
+				nodes[addr] = c
+			} else {
+				return 0, fmt.Errorf("find orphaned chunks: no connection to primary %s", addr)
+			}
+		}
+	}
+	pattern := globEscape(ch.prefix) + ":{*}:c:" + globEscape(ch.name) + ":*"
+	found := 0
+	for addr, node := range nodes {
+		var cursor uint64
+		for {
+			var entry rueidis.ScanEntry
+			err := ch.c.retry(ctx, "find orphaned chunks on "+addr, func(ctx context.Context) (err error) {
+				entry, err = node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
+				return err
+			})
+			if err != nil {
+				return found, err
+			}
+			var orphans []string
+			for _, k := range entry.Elements {
+				if orphan, err := ch.orphan(ctx, k); err != nil {
+					return found, err
+				} else if orphan {
+					orphans = append(orphans, k)
+				}
+			}
+			found += len(orphans)
+			if remove && len(orphans) > 0 {
+				err := ch.c.retry(ctx, "delete orphaned chunks", func(ctx context.Context) error {
+					cmds := make(rueidis.Commands, 0, len(orphans))
+					for _, k := range orphans { // each in a slot of its own
+						cmds = append(cmds, ch.c.rc.B().Unlink().Key(k).Build())
+					}
+					for _, r := range ch.c.rc.DoMulti(ctx, cmds...) {
+						if err := r.Error(); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					return found, err
+				}
+			}
+			if cursor = entry.Cursor; cursor == 0 {
+				break
+			}
+		}
+	}
+	return found, nil
+}
+
+// orphan reports whether chunk key k is one nothing will delete.
+func (ch Channel) orphan(ctx context.Context, k string) (bool, error) {
+	i := strings.Index(k, "}:c:"+ch.name+":")
+	if i < 0 {
+		return false, nil
+	}
+	f := strings.Split(k[i+len("}:c:"+ch.name+":"):], ":")
+	if len(f) != 3 {
+		return false, nil // not a chunk key of this channel's form
+	}
+	ep, err1 := strconv.ParseInt(f[1], 10, 64)
+	seq, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil || k != ch.k.Chunk2(f[0], ep, seq) {
+		return false, nil
+	}
+	var h []rueidis.RedisMessage
+	err := ch.c.retry(ctx, "read a file record", func(ctx context.Context) (err error) {
+		h, err = ch.c.rc.Do(ctx, ch.b().Hmget().Key(ch.k.File(f[0])).Field("v", "eps", "lo").Build()).ToArray()
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	if len(h) != 3 || h[0].IsNil() {
+		return true, nil // the file was released
+	}
+	eps, _ := h[1].ToString()
+	lo, _ := h[2].AsInt64()
+	want := int64(0)
+	for _, w := range strings.Split(eps, ",") {
+		st, e, ok := strings.Cut(w, ":")
+		s, err1 := strconv.ParseInt(st, 10, 64)
+		n, err2 := strconv.ParseInt(e, 10, 64)
+		if ok && err1 == nil && err2 == nil && s <= seq {
+			want = n
+		}
+	}
+	return ep != want || seq < lo, nil
+}
+
+// globEscape escapes the characters SCAN's MATCH treats specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

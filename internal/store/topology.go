@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,20 @@ func (c *Client) readReplicas(opt rueidis.ClientOption) error {
 		return len(cs) == 2 && cs[0] == "GET"
 	}
 	opt.PipelineMultiplex = 0
+	if c.rc.Mode() == rueidis.ClientModeCluster {
+		// rueidis keeps the connection it opened to a seed address, and a
+		// seed that is a replica was opened as to a primary (without
+		// READONLY): its reads would be redirected to the primary. Seed
+		// with the primaries only.
+		t, err := c.nodes(context.Background())
+		if err != nil {
+			return err
+		}
+		opt.InitAddress = t.primaries
+		// A replica is listed (CLUSTER SLOTS) only once it holds data, and
+		// failovers move them: look again now and then.
+		opt.ClusterOption.ShardsRefreshInterval = replicaRefresh
+	}
 	r, err := rueidis.NewClient(opt)
 	if err != nil {
 		return fmt.Errorf("connect to the replicas of %s: %w", c.addr, err)
@@ -35,6 +50,9 @@ func (c *Client) readReplicas(opt rueidis.ClientOption) error {
 	c.replica = r
 	return nil
 }
+
+// replicaRefresh is how often the replica reader looks for replicas.
+const replicaRefresh = 10 * time.Second
 
 // syncTimeout is how long one WAIT waits for replicas.
 const syncTimeout = time.Second
@@ -119,7 +137,10 @@ func (t Topology) String() string {
 	case "sentinel":
 		s = fmt.Sprintf("primary found by Sentinel, with %d replicas", t.Replicas)
 	default:
-		s = fmt.Sprintf("standalone server with %d replicas", t.Replicas)
+		s = "standalone server"
+		if t.Replicas > 0 {
+			s = fmt.Sprintf("standalone server with %d replicas", t.Replicas)
+		}
 	}
 	if t.Server != "" {
 		s += " (" + t.Server + ")"
@@ -133,33 +154,11 @@ func (c *Client) Topology(ctx context.Context) (Topology, error) {
 	switch c.rc.Mode() {
 	case rueidis.ClientModeCluster:
 		t.Mode = "cluster"
-		var slots []rueidis.RedisMessage
-		err := c.retry(ctx, "read the cluster's slots", func(ctx context.Context) (err error) {
-			slots, err = c.rc.Do(ctx, c.rc.B().ClusterSlots().Build()).ToArray()
-			return err
-		})
+		n, err := c.nodes(ctx)
 		if err != nil {
 			return t, err
 		}
-		primaries, replicas := map[string]bool{}, map[string]bool{}
-		for _, r := range slots {
-			nodes, _ := r.ToArray()
-			for i := 2; i < len(nodes); i++ {
-				n, _ := nodes[i].ToArray()
-				if len(n) < 2 {
-					continue
-				}
-				host, _ := n[0].ToString()
-				port, _ := n[1].AsInt64()
-				addr := host + ":" + strconv.FormatInt(port, 10)
-				if i == 2 {
-					primaries[addr] = true
-				} else {
-					replicas[addr] = true
-				}
-			}
-		}
-		t.Primaries, t.Replicas = len(primaries), len(replicas)
+		t.Primaries, t.Replicas = len(n.primaries), len(n.replicas)
 	case rueidis.ClientModeSentinel:
 		t.Mode, t.Primaries = "sentinel", 1
 	default:
@@ -195,4 +194,43 @@ func (c *Client) Topology(ctx context.Context) (Topology, error) {
 		t.Server = name + " " + version
 	}
 	return t, nil
+}
+
+// clusterNodes are the addresses of a cluster's nodes.
+type clusterNodes struct{ primaries, replicas []string }
+
+// nodes reads the nodes of the cluster from CLUSTER SLOTS.
+func (c *Client) nodes(ctx context.Context) (clusterNodes, error) {
+	var slots []rueidis.RedisMessage
+	err := c.retry(ctx, "read the cluster's slots", func(ctx context.Context) (err error) {
+		slots, err = c.rc.Do(ctx, c.rc.B().ClusterSlots().Build()).ToArray()
+		return err
+	})
+	var n clusterNodes
+	if err != nil {
+		return n, err
+	}
+	seen := map[string]bool{}
+	for _, r := range slots {
+		nodes, _ := r.ToArray()
+		for i := 2; i < len(nodes); i++ {
+			f, _ := nodes[i].ToArray()
+			if len(f) < 2 {
+				continue
+			}
+			host, _ := f[0].ToString()
+			port, _ := f[1].AsInt64()
+			addr := net.JoinHostPort(host, strconv.FormatInt(port, 10))
+			if seen[addr] {
+				continue
+			}
+			seen[addr] = true
+			if i == 2 {
+				n.primaries = append(n.primaries, addr)
+			} else {
+				n.replicas = append(n.replicas, addr)
+			}
+		}
+	}
+	return n, nil
 }
