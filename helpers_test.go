@@ -152,5 +152,5 @@ func leftovers(srv *redistest.Server, channel string) []string {
 	var out []string
 	out = append(out, srv.Keys("fc:{"+channel+"}:f:*")...)
 	out = append(out, srv.Keys("fc:{*}:c:"+channel+":*")...) // chunks spread over a cluster
-	return append(out, srv.Keys("fc:{"+channel+"}:gc")...)    // their deletion journal
+	return append(out, srv.Keys("fc:{"+channel+"}:gc")...)   // their deletion journal
 }

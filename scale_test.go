@@ -400,4 +400,3 @@ func gets(t *testing.T, n *redistest.Server) int {
 	}
 	return 0
 }
-

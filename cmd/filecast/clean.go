@@ -10,8 +10,8 @@ import (
 )
 
 type cleanOptions struct {
-	stale  time.Duration
-	drop   []string
+	stale   time.Duration
+	drop    []string
 	failed  bool
 	group   string
 	orphans bool
