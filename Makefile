@@ -15,10 +15,19 @@ demo:
 	@bash scripts/demo.sh
 
 ## test: vet plus the whole suite with the race detector, against real redis-server
+## (its cluster, failover and replica tests start real clusters and Sentinel sets);
+## then the library, store and CLI tests again on a 3-primary Redis Cluster, and
+## against valkey-server when it is installed (scripts/ensure-valkey.sh)
+TOPOLOGY_TESTS = TestCluster|TestSentinel|TestFailover|TestReadReplicas|TestJournal|TestOrphans|TestResume.*Epoch
 test:
 	@bash scripts/ensure-redis.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	FILECAST_TEST_CLUSTER=3 $(GO) test -count=1 -timeout 10m -skip '$(TOPOLOGY_TESTS)' . ./internal/store ./cmd/filecast
+	@if command -v valkey-server >/dev/null 2>&1; then \
+		echo FILECAST_TEST_SERVER=valkey-server $(GO) test -count=1 -timeout 10m . ./internal/store ./internal/redistest ./cmd/filecast; \
+		FILECAST_TEST_SERVER=valkey-server $(GO) test -count=1 -timeout 10m . ./internal/store ./internal/redistest ./cmd/filecast; \
+	else echo "valkey-server not installed: Valkey pass skipped (scripts/ensure-valkey.sh installs it)"; fi
 
 ## chaos: the fault-injection suite with many seeded trials (CHAOS_TRIALS=100, CHAOS_SEED=1)
 CHAOS_TRIALS ?= 100

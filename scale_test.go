@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -399,4 +400,76 @@ func gets(t *testing.T, n *redistest.Server) int {
 		}
 	}
 	return 0
+}
+
+// A failover to a replica that had not received the last commits takes
+// them back: the sender finds the index shorter than it left it, and goes
+// on from what Redis kept, cutting the chunks where it did before, so a
+// reader that had read the lost ones reads on undisturbed.
+func TestSenderGoesOnAfterRedisLostConfirmedChunks(t *testing.T) {
+	c, srv := newClient(t, filecast.Options{ChunkSize: 16 << 10})
+	ctx := context.Background()
+	if err := c.Join(ctx, "rb", "g"); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(17, 2<<20)
+	path := t.TempDir() + "/f"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Progress runs on the goroutine that commits: holding it holds the
+	// upload, with what it committed so far.
+	reached, gate := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	progress := func(committed int64) {
+		if committed >= 1<<20 {
+			once.Do(func() { close(reached); <-gate })
+		}
+	}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Send(ctx, "rb", f, filecast.Meta{Name: "f"}, filecast.SendOptions{Progress: progress})
+		sent <- err
+	}()
+	var got []byte
+	_, wait := receive(t, c, "rb", func(ctx context.Context, f *filecast.File) (err error) {
+		got, err = io.ReadAll(f)
+		return err
+	}, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
+	<-reached
+	time.Sleep(200 * time.Millisecond) // the reader reads what was committed
+	// The rollback: the last 20 committed chunks vanish from the index.
+	id := srv.MustDo(t, "ZRANGE", "fc:{rb}:live", "0", "0")
+	fk := "fc:{rb}:f:" + id
+	n, _ := strconv.Atoi(srv.MustDo(t, "HGET", fk, "n"))
+	if n < 30 {
+		t.Fatalf("only %d chunks committed at the gate", n)
+	}
+	const rollback = `
+local es = redis.call('XRANGE', KEYS[1], '-', '+')
+redis.call('DEL', KEYS[1])
+for _, e in ipairs(es) do
+  if tonumber(string.sub(e[1], 3)) <= tonumber(ARGV[1]) then redis.call('XADD', KEYS[1], e[1], unpack(e[2])) end
+end
+redis.call('HSET', KEYS[2], 'n', ARGV[1])`
+	srv.MustDo(t, "EVAL", rollback, "2", fk+":idx", fk, strconv.Itoa(n-20))
+	close(gate)
+	if err := <-sent; err != nil {
+		t.Fatalf("Send after the rollback: %v", err)
+	}
+	if err := c.SendEOF(ctx, "rb"); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatalf("Receive across the rollback: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes that differ from the %d sent", len(got), len(data))
+	}
+	expectNothingLeft(t, srv, "rb")
 }

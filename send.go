@@ -250,15 +250,37 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	// A regular file is read whole; anything else is cut as it arrives.
 	var src chunk.Source
 	if file != nil {
-		src = chunk.NewFull(r, u.pool)
+		src = chunk.ResumeFull(r, u.pool, u.seq)
 	} else {
 		src = chunk.NewLive(r, u.pool, opt.Flush)
 	}
-	if err := u.run(ctx, src); err != nil {
+	for rollbacks := 1; ; rollbacks++ {
+		err := u.run(ctx, src)
+		if err == nil {
+			break
+		}
 		if ctx.Err() != nil && opt.AbortOnCancel {
 			return nil, u.abortCancelled(ctx, meta.Name)
 		}
-		return nil, err
+		// A failover to a replica that lacked the last chunks: a file goes
+		// on from what Redis kept, cut where it was before.
+		s, seekable := r.(io.Seeker)
+		if !errors.Is(err, store.ErrRolledBack) || file == nil || !seekable || rollbacks > 3 {
+			return nil, err
+		}
+		c.log.Warn("redis lost chunks it had confirmed (a failover?); going on from what it kept", "file", meta.Name, "err", err)
+		if _, err := s.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		differs, err := u.resume(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if differs != "" {
+			return nil, fmt.Errorf("%w: after redis lost chunks of %s it had confirmed, %s; send it again", ErrAborted, meta.Name, differs)
+		}
+		u.pool = chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2) // the failed run's buffers are not all back
+		src = chunk.ResumeFull(r, u.pool, u.seq)
 	}
 	info.Size, info.Digest = u.size, u.hash.Sum().String()
 	if record != nil {
@@ -503,7 +525,7 @@ func (u *upload) committedTail(ctx context.Context) (int64, wire.Entry, error) {
 
 // reset forgets what was read from a source, to read one from its start.
 func (u *upload) reset() {
-	u.hash, u.size, u.seq, u.committed = chunk.NewHasher(), 0, 0, 0
+	u.hash, u.size, u.seq, u.committed, u.stopped = chunk.NewHasher(), 0, 0, 0, nil
 }
 
 // completeAsSent completes the upload with the chunks committed so far,

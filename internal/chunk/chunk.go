@@ -90,6 +90,13 @@ var Ramp = []int{64<<10 - 64, 256<<10 - 64}
 // regular files, which never block.
 func NewFull(r io.Reader, pool *Pool) Source { return &full{r: r, pool: pool} }
 
+// ResumeFull is NewFull for a file of which chunks chunks were read
+// before: it cuts the next chunks where NewFull would have, so that a
+// resumed upload has the chunks an uninterrupted one would have had.
+func ResumeFull(r io.Reader, pool *Pool, chunks int64) Source {
+	return &full{r: r, pool: pool, n: int(min(chunks, int64(len(Ramp))))}
+}
+
 type full struct {
 	r    io.Reader
 	pool *Pool

@@ -18,6 +18,11 @@ import (
 // released, or the server lost its data.
 var ErrGone = errors.New("file is no longer in redis")
 
+// ErrRolledBack reports that Redis no longer has chunks it had confirmed
+// committed: a failover promoted a replica that had not received them.
+// The upload can go on from what it has (Resume).
+var ErrRolledBack = errors.New("redis lost chunks it had confirmed (a failover to a replica that had not received them?)")
+
 // Channel is a handle on one channel's keys. It is a small value; copy it freely.
 type Channel struct {
 	c      *Client
@@ -367,6 +372,9 @@ func (ch Channel) Commit(ctx context.Context, u Upload, chunks []ChunkRef) error
 	first, last := chunks[0].Seq, chunks[len(chunks)-1].Seq
 	r, err := ch.luaString(ctx, fmt.Sprintf("commit chunks %d-%d", first, last), luaCommit, args...)
 	if err != nil {
+		if strings.Contains(err.Error(), "commit of chunk ") {
+			return fmt.Errorf("%w: %w", ErrRolledBack, err)
+		}
 		return err
 	}
 	switch r {
