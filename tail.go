@@ -75,7 +75,12 @@ type tail struct {
 	f      *os.File
 	src    *os.File // f, or the copy it is finished from
 	off    int64    // offset in src of the next byte to read
-	last   []byte   // the last bytes read, up to tailKeep
+	// last holds up to tailKeep bytes of the file ending at lastEnd: the
+	// last bytes read, or, before anything was read from a file followed
+	// from its start, its first bytes as they were when it was opened (so
+	// a truncation before the first read is noticed too).
+	last    []byte
+	lastEnd int64
 	linger time.Duration
 	// recheck bounds the wait for more when no notification comes.
 	recheck time.Duration
@@ -105,6 +110,13 @@ func newTail(ctx context.Context, log *slog.Logger, path string, f *os.File, id 
 		if _, err := f.ReadAt(t.last, off-n); err != nil {
 			t.last = nil
 		}
+		t.lastEnd = off
+	} else if off == 0 {
+		// What is there already, to be read next: a copytruncate before
+		// the first read must not go unnoticed.
+		b := make([]byte, tailKeep)
+		n, _ := f.ReadAt(b, 0)
+		t.last, t.lastEnd = b[:n], int64(n)
 	}
 	return t
 }
@@ -153,8 +165,12 @@ func (t *tail) Read(p []byte) (int, error) {
 	}
 }
 
-// keep remembers the last bytes read.
+// keep remembers the last bytes read (b, which end at off).
 func (t *tail) keep(b []byte) {
+	defer func() { t.lastEnd = t.off }()
+	if t.lastEnd != t.off-int64(len(b)) {
+		t.last = t.last[:0] // the first bytes sampled at open give way to those read
+	}
 	if len(b) >= tailKeep {
 		t.last = append(t.last[:0], b[len(b)-tailKeep:]...)
 		return
@@ -172,7 +188,7 @@ func (t *tail) unchanged() bool {
 	if len(t.last) == 0 {
 		return true
 	}
-	return holds(t.src, t.off, t.last)
+	return holds(t.src, t.lastEnd, t.last)
 }
 
 // holds reports whether f holds b just before offset end.
@@ -189,7 +205,7 @@ func (t *tail) finished() bool {
 	if t.copying {
 		return true // a copy does not grow
 	}
-	if st, err := t.src.Stat(); err == nil && st.Size() < t.off {
+	if st, err := t.src.Stat(); err == nil && st.Size() < max(t.off, t.lastEnd) {
 		t.truncate()
 		return t.ended
 	}
@@ -244,7 +260,7 @@ func (t *tail) truncate() {
 // at least as long as what was read, holding the last bytes read where
 // they were read.
 func (t *tail) findCopy() *os.File {
-	if t.off == 0 || len(t.last) == 0 {
+	if len(t.last) == 0 {
 		return nil
 	}
 	dir, base := filepath.Split(t.path)
@@ -262,7 +278,7 @@ func (t *tail) findCopy() *os.File {
 			continue
 		}
 		id, st, err := identify(filepath.Join(dir, e.Name()))
-		if err != nil || st.Size() < t.off || id == t.id {
+		if err != nil || st.Size() < max(t.off, t.lastEnd) || id == t.id {
 			continue
 		}
 		cands = append(cands, cand{filepath.Join(dir, e.Name()), st.ModTime()})
@@ -273,7 +289,7 @@ func (t *tail) findCopy() *os.File {
 		if err != nil {
 			continue
 		}
-		if holds(f, t.off, t.last) {
+		if holds(f, t.lastEnd, t.last) {
 			return f
 		}
 		f.Close()
