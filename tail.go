@@ -68,20 +68,20 @@ const tailKeep = 256
 //
 // Read is not safe for concurrent use; poke is.
 type tail struct {
-	ctx    context.Context
-	log    *slog.Logger
-	path   string // the path it is followed at
-	id     fileID // the file's identity, to tell when path names another
-	f      *os.File
-	src    *os.File // f, or the copy it is finished from
-	off    int64    // offset in src of the next byte to read
+	ctx  context.Context
+	log  *slog.Logger
+	path string // the path it is followed at
+	id   fileID // the file's identity, to tell when path names another
+	f    *os.File
+	src  *os.File // f, or the copy it is finished from
+	off  int64    // offset in src of the next byte to read
 	// last holds up to tailKeep bytes of the file ending at lastEnd: the
 	// last bytes read, or, before anything was read from a file followed
 	// from its start, its first bytes as they were when it was opened (so
 	// a truncation before the first read is noticed too).
 	last    []byte
 	lastEnd int64
-	linger time.Duration
+	linger  time.Duration
 	// recheck bounds the wait for more when no notification comes.
 	recheck time.Duration
 	wake    chan struct{}
