@@ -676,45 +676,84 @@ func (c *Cluster) KeysPerPrimary(pattern string) map[*Server][2]int64 {
 // keys, the way redis-cli --cluster reshard does: clients meanwhile get
 // ASK for keys already moved and MOVED once the slot is handed over.
 func (c *Cluster) MigrateSlot(slot uint16, to *Server, pause time.Duration) error {
-	c.dirty.Store(true)
-	from := c.Owner(slot)
-	if from == to {
-		return nil
-	}
-	s := strconv.Itoa(int(slot))
-	if _, err := to.Do("CLUSTER", "SETSLOT", s, "IMPORTING", c.id(from)); err != nil {
-		return err
-	}
-	if _, err := from.Do("CLUSTER", "SETSLOT", s, "MIGRATING", c.id(to)); err != nil {
+	m, err := c.StartMigration(slot, to)
+	if err != nil || m == nil {
 		return err
 	}
 	for {
-		keys, err := from.Do("CLUSTER", "GETKEYSINSLOT", s, "1")
+		more, err := m.Step()
 		if err != nil {
 			return err
 		}
-		if keys == "" {
-			break
-		}
-		args := []string{"MIGRATE", "127.0.0.1", strconv.Itoa(to.port), "", "0", "10000"}
-		if pw := to.cfg.RequirePass; pw != "" {
-			args = append(args, "AUTH", pw)
-		}
-		args = append(args, "KEYS")
-		args = append(args, strings.Split(keys, "\n")...)
-		if _, err := from.Do(args...); err != nil {
-			return fmt.Errorf("MIGRATE: %w", err)
+		if !more {
+			return m.Finish()
 		}
 		time.Sleep(pause)
 	}
-	for _, n := range []*Server{to, from} {
-		if _, err := n.Do("CLUSTER", "SETSLOT", s, "NODE", c.id(to)); err != nil {
+}
+
+// A Migration is a slot on the move between two primaries.
+type Migration struct {
+	c        *Cluster
+	slot     string
+	from, to *Server
+}
+
+// StartMigration marks slot IMPORTING on to and MIGRATING on its owner,
+// and moves no key yet. It returns nil if to already owns the slot.
+func (c *Cluster) StartMigration(slot uint16, to *Server) (*Migration, error) {
+	c.dirty.Store(true)
+	from := c.Owner(slot)
+	if from == to {
+		return nil, nil
+	}
+	m := &Migration{c: c, slot: strconv.Itoa(int(slot)), from: from, to: to}
+	if _, err := to.Do("CLUSTER", "SETSLOT", m.slot, "IMPORTING", c.id(from)); err != nil {
+		return nil, err
+	}
+	if _, err := from.Do("CLUSTER", "SETSLOT", m.slot, "MIGRATING", c.id(to)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Step moves one key of the slot and reports whether keys remain.
+func (m *Migration) Step() (bool, error) {
+	keys, err := m.from.Do("CLUSTER", "GETKEYSINSLOT", m.slot, "1")
+	if err != nil || keys == "" {
+		return false, err
+	}
+	args := []string{"MIGRATE", "127.0.0.1", strconv.Itoa(m.to.port), "", "0", "10000"}
+	if pw := m.to.cfg.RequirePass; pw != "" {
+		args = append(args, "AUTH", pw)
+	}
+	args = append(args, "KEYS")
+	args = append(args, strings.Split(keys, "\n")...)
+	if _, err := m.from.Do(args...); err != nil {
+		return false, fmt.Errorf("MIGRATE: %w", err)
+	}
+	return true, nil
+}
+
+// Finish moves the keys left and hands the slot to its new owner.
+func (m *Migration) Finish() error {
+	for {
+		more, err := m.Step()
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	for _, n := range []*Server{m.to, m.from} {
+		if _, err := n.Do("CLUSTER", "SETSLOT", m.slot, "NODE", m.c.id(m.to)); err != nil {
 			return err
 		}
 	}
-	for _, n := range c.primaries() {
-		if n != to && n != from {
-			n.Do("CLUSTER", "SETSLOT", s, "NODE", c.id(to)) // best effort: gossip spreads it too
+	for _, n := range m.c.primaries() {
+		if n != m.to && n != m.from {
+			n.Do("CLUSTER", "SETSLOT", m.slot, "NODE", m.c.id(m.to)) // best effort: gossip spreads it too
 		}
 	}
 	return nil

@@ -45,7 +45,7 @@ func (ch Channel) b() rueidis.Builder { return ch.c.rc.B() }
 func (ch Channel) lua(ctx context.Context, what string, s *rueidis.Lua, args ...string) (rueidis.RedisMessage, error) {
 	var msg rueidis.RedisMessage
 	err := ch.c.retry(ctx, what, func(ctx context.Context) error {
-		res := s.Exec(ctx, ch.c.rc, []string{ch.k.Files()}, append([]string{ch.k.base}, args...))
+		res := s.Exec(ctx, ch.c.rc, []string{ch.k.Files(), ch.k.Fence()}, append([]string{ch.k.base}, args...))
 		var err error
 		msg, err = res.ToMessage()
 		return err
@@ -413,7 +413,7 @@ func (ch Channel) Complete(ctx context.Context, id string, size int64, d wire.Di
 	args := []string{ch.k.base, id, strconv.FormatInt(size, 10), d.String(), now(), batch, sent, ttl}
 	err = ch.c.retry(ctx, "complete upload", func(ctx context.Context) error {
 		attempts++
-		m, err := luaComplete.Exec(ctx, ch.c.rc, []string{ch.k.Files()}, args).ToString()
+		m, err := luaComplete.Exec(ctx, ch.c.rc, []string{ch.k.Files(), ch.k.Fence()}, args).ToString()
 		r = m
 		return err
 	})
@@ -695,11 +695,12 @@ func (ch Channel) readChunk(ctx context.Context, rc rueidis.Client, key string, 
 	if rueidis.IsRedisNil(err) {
 		return ErrGone
 	}
-	if !redirected(err) {
+	if err == nil || !redirected(err) && !lostNode(err) {
 		return err
 	}
-	// DoStream does not follow a slot on the move (a cluster being
-	// resharded): Do does, and learns where the slot went.
+	// DoStream neither follows a slot on the move (a cluster being
+	// resharded) nor notices a node gone (a failover): Do does both, and
+	// learns where the slot went.
 	v, err := rc.Do(ctx, rc.B().Get().Key(key).Build()).AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return ErrGone
@@ -721,6 +722,13 @@ func redirected(err error) bool {
 	_, moved := rerr.IsMoved()
 	_, ask := rerr.IsAsk()
 	return moved || ask
+}
+
+// lostNode reports whether err is a failure to reach a node rather than
+// an answer from Redis.
+func lostNode(err error) bool {
+	_, isRedis := rueidis.IsRedisErr(err)
+	return !isRedis && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // fill is an io.Writer and io.ReaderFrom that fills a fixed buffer and

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/filecast/filecast/internal/chunk"
+	"github.com/filecast/filecast/internal/keyslot"
 	"github.com/filecast/filecast/internal/redistest"
 	"github.com/filecast/filecast/internal/wire"
 )
@@ -77,7 +78,7 @@ func TestJournalLeftByAKilledClientIsFinishedByAnother(t *testing.T) {
 	// Released the way a client killed right after its script would have:
 	// the script ran, the deletions did not.
 	entry := deliver(t, srv, u.ID)
-	if r, err := luaAck.Exec(ctx, ch.c.rc, []string{ch.k.Files()}, []string{ch.k.base, u.ID, entry, "g", "", "", "done", "1"}).ToString(); r != "ok" || err != nil {
+	if r, err := luaAck.Exec(ctx, ch.c.rc, []string{ch.k.Files(), ch.k.Fence()}, []string{ch.k.base, u.ID, entry, "g", "", "", "done", "1"}).ToString(); r != "ok" || err != nil {
 		t.Fatalf("ack = %q, %v", r, err)
 	}
 	if got := len(srv.Keys("fc:{*}:c:t:*")); got == 0 {
@@ -249,5 +250,53 @@ func TestOrphansFoundOnEveryPrimary(t *testing.T) {
 	}
 	if found, err := ch.Orphans(ctx, false); err != nil || found != 0 {
 		t.Errorf("Orphans after removal = %d, %v", found, err)
+	}
+}
+
+// While the channel's slot migrates, with some of its keys moved, a
+// script must not run half: Redis refuses it before it runs (the fence
+// key, keys.go) and the client retries until the slot has settled.
+func TestScriptsWaitForTheChannelSlotToSettle(t *testing.T) {
+	ch, cl := clusterChannel(t)
+	ctx := context.Background()
+	if err := ch.Join(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	uploadSpread(t, ch, "a", 3)
+	slot := keyslot.Slot(ch.k.Files())
+	from := cl.Owner(slot)
+	to := cl.Primaries()[0]
+	if to == from {
+		to = cl.Primaries()[1]
+	}
+	m, err := cl.StartMigration(slot, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if more, err := m.Step(); err != nil || !more {
+		t.Fatalf("moving a first key: %v, %v", more, err)
+	}
+	digests := func() [2]string {
+		a, _ := from.Do("DEBUG", "DIGEST")
+		b, _ := to.Do("DEBUG", "DIGEST")
+		return [2]string{a, b}
+	}
+	before := digests()
+	err = ch.Join(ctx, "g2")
+	if err == nil || !strings.Contains(err.Error(), "TRYAGAIN") {
+		t.Fatalf("Join while the slot is half moved = %v, want TRYAGAIN once retries ran out", err)
+	}
+	if after := digests(); after != before {
+		t.Fatal("a script refused while the slot migrated changed the data")
+	}
+	if err := m.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Join(ctx, "g2"); err != nil {
+		t.Fatalf("Join once the slot moved: %v", err)
+	}
+	gs, err := ch.Groups(ctx)
+	if err != nil || len(gs) != 2 {
+		t.Fatalf("Groups = %+v, %v; want g and g2", gs, err)
 	}
 }

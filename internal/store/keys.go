@@ -27,6 +27,15 @@ func (k Keys) Base() string { return k.base }
 // Files is the stream announcing files; its consumer groups are the receiver groups.
 func (k Keys) Files() string { return k.base + "files" }
 
+// Fence is a key that never exists. Every script declares it beside
+// Files: while the channel's slot migrates between cluster nodes, Redis
+// then refuses the script with TRYAGAIN before it runs (a multi-key call
+// with a key missing in a migrating or importing slot), instead of
+// failing it half-way at the first key already moved (scripts compute
+// the rest of their keys, and Redis does not undo a failed script's
+// writes). The client retries until the slot has settled.
+func (k Keys) Fence() string { return k.base + "fence" }
+
 // Groups is the set of receiver groups that joined.
 func (k Keys) Groups() string { return k.base + "groups" }
 

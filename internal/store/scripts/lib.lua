@@ -1,6 +1,9 @@
 -- Shared functions, prepended to every script. ARGV[1] is always the
 -- channel's key base "<prefix>:{<channel>}:"; every key a script touches
--- starts with it, so all of them live in one Redis Cluster slot.
+-- starts with it, so all of them live in one Redis Cluster slot. KEYS are
+-- base .. 'files' and base .. 'fence', a key that never exists: declared,
+-- it makes Redis refuse the script with TRYAGAIN, before it runs, while
+-- the slot migrates between cluster nodes (keys.go, Fence).
 local base = ARGV[1]
 
 -- Input checks. A script checks every argument before its first write:
@@ -30,7 +33,7 @@ local function entryid(v, what)
   if type(v) ~= 'string' or not string.match(v, '^%d+%-%d+$') then bad(what, v) end
   return v
 end
-if KEYS[1] ~= base .. 'files' or not string.match(base, '^.+:{.+}:$') then bad('key base', base) end
+if KEYS[1] ~= base .. 'files' or KEYS[2] ~= base .. 'fence' or not string.match(base, '^.+:{.+}:$') then bad('key base', base) end
 
 -- fields checks the record fields a sender gives (ARGV from first on, as
 -- field, value pairs): an even count, and none of the fields the scripts
