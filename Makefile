@@ -29,12 +29,17 @@ test:
 		FILECAST_TEST_SERVER=valkey-server $(GO) test -count=1 -timeout 10m . ./internal/store ./internal/redistest ./cmd/filecast; \
 	else echo "valkey-server not installed: Valkey pass skipped (scripts/ensure-valkey.sh installs it)"; fi
 
-## chaos: the fault-injection suite with many seeded trials (CHAOS_TRIALS=100, CHAOS_SEED=1)
+## chaos: the fault-injection suite with many seeded trials (CHAOS_TRIALS=100, CHAOS_SEED=1),
+## its cluster faults included (a primary killed, slots moved: a quarter as many trials); then
+## the process kills again on a 3-primary Redis Cluster (CLUSTER_CHAOS_TRIALS, a quarter too)
 CHAOS_TRIALS ?= 100
 CHAOS_SEED ?= 1
+CLUSTER_CHAOS_TRIALS ?= $(shell expr $(CHAOS_TRIALS) / 4 + 1)
+CLUSTER_CHAOS = TestChaos(ReceiverKilled|SenderKilled|SenderKilledDirectory|SenderKilledDirectoryFinishes|FrozenMember|Follow|Watch|DiskFull)$$
 chaos:
 	@bash scripts/ensure-redis.sh
 	FILECAST_CHAOS_TRIALS=$(CHAOS_TRIALS) FILECAST_CHAOS_SEED=$(CHAOS_SEED) $(GO) test -count=1 -timeout 60m -run Chaos -v ./cmd/filecast
+	FILECAST_TEST_CLUSTER=3 FILECAST_CHAOS_TRIALS=$(CLUSTER_CHAOS_TRIALS) FILECAST_CHAOS_SEED=$(CHAOS_SEED) $(GO) test -count=1 -timeout 60m -run '$(CLUSTER_CHAOS)' -v ./cmd/filecast
 
 ## fuzz: run each fuzz target for a while (FUZZTIME=30s)
 FUZZTIME ?= 30s

@@ -23,16 +23,16 @@ import (
 // redis.conf lines. Keep the two in step.
 var aclUsers = []string{
 	`user fc-send on >send-pw resetchannels ~fc:* ` +
-		`+hello +ping +info +cluster|slots +evalsha +eval +client|unblock +sadd +hset +xread +hgetall +xrange ` +
+		`+hello +ping +info +cluster|slots +wait +evalsha +eval +client|unblock +sadd +hset +xread +hgetall +xrange ` +
 		`+exists +hget +hmget +scard +smembers +xadd +zadd +decrby +hincrby +incrby +xrevrange +sdiff ` +
 		`+unlink +hdel +xdel +zrem +del +pexpire +zrange +zrangebyscore +xgroup|destroy +srem ` +
-		`(+get ~fc:{*}:bytes) (+set ~fc:{*}:f:*:c:* ~fc:{*}:c:*)`,
+		`(+get ~fc:{*}:bytes) (+set ~fc:{*}:f:*:c:* ~fc:{*}:c:* ~fc:{*}:sync)`,
 	`user fc-recv on >recv-pw resetchannels ~fc:* &fc:{*}:g:* ` +
-		`+hello +ping +info +cluster|slots +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
+		`+hello +ping +info +cluster|slots +wait +readonly +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
 		`+subscribe +publish +xreadgroup +xautoclaim +xpending +xclaim +xack +xinfo|groups +xread +xrange ` +
 		`+hgetall +hget +hmget +hset +hincrby +decrby +sismember +smembers +sdiff +exists +xadd +xdel +xtrim ` +
 		`+unlink +hdel +zrem +zrange +zrangebyscore +xgroup|destroy +srem ` +
-		`(+set ~fc:{*}:g:*:m:*) (+zadd ~fc:{*}:g:*:dead)`,
+		`(+set ~fc:{*}:g:*:m:* ~fc:{*}:sync) (+zadd ~fc:{*}:g:*:dead)`,
 }
 
 // userURL is the server's URL (a cluster's too) with user and password.
@@ -186,5 +186,55 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	for _, c := range []rueidis.Client{s, r} {
 		denied("a filecast user flushes", c, c.B().Flushall().Build())
 		denied("a filecast user reconfigures", c, c.B().ConfigSet().ParameterValue().ParameterValue("maxmemory", "1").Build())
+	}
+}
+
+// The same users on a cluster with replicas, each client waiting for a
+// replica (WAIT, and the short-lived sync key it writes) and the receiver
+// reading chunks from replicas (READONLY).
+func TestLeastPrivilegeUsersWithReplicas(t *testing.T) {
+	const chunk = 16 << 10
+	cl := redistest.StartCluster(t, redistest.ClusterConfig{Primaries: 3, Replicas: 1, Node: redistest.Config{Extra: aclUsers}})
+	ctx := context.Background()
+	sender := dial(t, userURL(cl.Stand(), "fc-send", "send-pw"), filecast.Options{ChunkSize: chunk, Replicas: 1})
+	admin := dial(t, cl.URL(), filecast.Options{ChunkSize: chunk})
+	if err := admin.Join(ctx, "aclr", "g"); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(14, 40*chunk+5)
+	if _, err := sender.Send(ctx, "aclr", bytes.NewReader(data), filecast.Meta{Name: "f"}, filecast.SendOptions{}); err != nil {
+		t.Fatalf("send-only user cannot send waiting for a replica: %v", err)
+	}
+	if err := sender.SendEOF(ctx, "aclr"); err != nil {
+		t.Fatal(err)
+	}
+	waitReplicasListed(t, cl, 6)
+	for _, n := range cl.Nodes() {
+		n.MustDo(t, "CONFIG", "RESETSTAT")
+	}
+	receiver := dial(t, userURL(cl.Stand(), "fc-recv", "recv-pw"), filecast.Options{ChunkSize: chunk, Replicas: 1, ReadReplicas: true})
+	col := newCollector()
+	_, wait := receive(t, receiver, "aclr", col.handle, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
+	if err := wait(); err != nil {
+		t.Fatalf("receive-only user cannot receive from replicas: %v", err)
+	}
+	if got, _ := col.get("f"); !bytes.Equal(got, data) {
+		t.Fatal("file differs")
+	}
+	primaries := map[*redistest.Server]bool{}
+	for _, p := range cl.Primaries() {
+		primaries[p] = true
+	}
+	fromReplicas := 0
+	for _, n := range cl.Nodes() {
+		if !primaries[n] {
+			fromReplicas += gets(t, n)
+		}
+	}
+	if fromReplicas < 41 {
+		t.Errorf("replicas served %d GETs to the receive-only user, want every chunk's (41)", fromReplicas)
+	}
+	if left := leftovers(cl.Stand(), "aclr"); len(left) != 0 {
+		t.Errorf("keys left: %v", left)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,7 +129,9 @@ func receive(t *testing.T, c *filecast.Client, channel string, h filecast.Handle
 			select {
 			case err = <-errc:
 			case <-time.After(60 * time.Second):
-				t.Fatalf("Receive(%s) did not return", opt.Group)
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Fatalf("Receive(%s) did not return; goroutines:\n%s", opt.Group, buf)
 			}
 		})
 		return err

@@ -350,11 +350,7 @@ func TestReadReplicas(t *testing.T) {
 	data := randomBytes(13, 4<<20)
 	mustSend(t, sender, "rr", "f", data, filecast.SendOptions{})
 	sender.SendEOF(ctx, "rr")
-	// Redis lists a replica in CLUSTER SLOTS only once it holds data.
-	waitUntil(t, "every replica to be listed", func() bool {
-		out, _ := cl.Primaries()[0].Do("CLUSTER", "SLOTS")
-		return strings.Count(out, "127.0.0.1") == 6
-	})
+	waitReplicasListed(t, cl, 6)
 	reader := dial(t, cl.URL(), filecast.Options{ChunkSize: 64 << 10, ReadReplicas: true})
 	for _, n := range cl.Nodes() {
 		n.MustDo(t, "CONFIG", "RESETSTAT")
@@ -472,4 +468,56 @@ redis.call('HSET', KEYS[2], 'n', ARGV[1])`
 		t.Fatalf("received %d bytes that differ from the %d sent", len(got), len(data))
 	}
 	expectNothingLeft(t, srv, "rb")
+}
+
+// Hosted services disable or rename CONFIG: filecast must not need it (the
+// eviction policy and the version come from INFO).
+func TestServerWithoutConfigCommand(t *testing.T) {
+	srv := redistest.Start(t, redistest.Config{Extra: []string{`rename-command CONFIG ""`}})
+	if _, err := srv.Do("CONFIG", "GET", "maxmemory-policy"); err == nil {
+		t.Fatal("the test server still runs CONFIG")
+	}
+	c := dial(t, srv.URL(), filecast.Options{ChunkSize: 64 << 10})
+	ctx := context.Background()
+	if err := c.Join(ctx, "nc", "g"); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	_, wait := receive(t, c, "nc", func(ctx context.Context, f *filecast.File) (err error) {
+		got, err = io.ReadAll(f)
+		return err
+	}, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
+	data := randomBytes(15, 1<<20+7)
+	mustSend(t, c, "nc", "f", data, filecast.SendOptions{MaxBytes: 256 << 10}) // streams through the budget
+	c.SendEOF(ctx, "nc")
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("file differs")
+	}
+	st, err := c.Status(ctx, "nc")
+	if err != nil {
+		t.Fatalf("Status without CONFIG: %v", err)
+	}
+	if st.Redis.Server == "" || st.Redis.Primaries < 1 {
+		t.Errorf("Status without CONFIG does not name the server: %+v", st.Redis)
+	}
+	expectNothingLeft(t, srv, "nc")
+}
+
+// waitReplicasListed waits until every node lists all n nodes in CLUSTER
+// SLOTS: Redis lists a replica only once it holds data, and a client that
+// asks a node still without it reads every slot of that shard from the
+// primary until its next refresh.
+func waitReplicasListed(t *testing.T, cl *redistest.Cluster, n int) {
+	t.Helper()
+	waitUntil(t, "every replica to be listed", func() bool {
+		for _, node := range cl.Nodes() {
+			if out, _ := node.Do("CLUSTER", "SLOTS"); strings.Count(out, "127.0.0.1") != n {
+				return false
+			}
+		}
+		return true
+	})
 }

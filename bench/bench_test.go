@@ -30,7 +30,9 @@ func TestBenchSmall(t *testing.T) {
 	want := []string{"upload", "deliver to 1 group(s), discard", "deliver to 2 group(s), discard",
 		"deliver to 1 group(s), --dir", "deliver to 2 group(s), --dir", "count lines", "end to end",
 		"first byte", "Redis memory growth", "sender peak RSS", "receiver peak RSS", "throughput",
-		"send 20 files", "receive 20 files of 4 KiB, --stdout", "receive 20 files of 4 KiB, --dir"}
+		"send 20 files", "receive 20 files of 4 KiB, --stdout", "receive 20 files of 4 KiB, --dir",
+		"cluster: upload", "cluster: deliver to 1 group(s), discard", "cluster: deliver to 2 group(s), discard",
+		"cluster: largest primary's share of the chunk bytes"}
 	for _, w := range want {
 		found := false
 		for _, f := range rep.Results {

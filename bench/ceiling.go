@@ -186,6 +186,9 @@ func (w *fixedWriter) Write(p []byte) (int, error) {
 }
 
 func readStream(ctx context.Context, rc rueidis.Client, n, inflight int) (int64, error) {
+	if rc.Mode() == rueidis.ClientModeCluster {
+		return readStreamEach(ctx, rc, n, inflight)
+	}
 	var total int64
 	w := &fixedWriter{b: make([]byte, 0, 2<<20)}
 	cmds := make(rueidis.Commands, 0, inflight)
@@ -205,4 +208,33 @@ func readStream(ctx context.Context, rc rueidis.Client, n, inflight int) (int64,
 		}
 	}
 	return total, nil
+}
+
+// readStreamEach is readStream for a cluster, where a batch of keys spans
+// slots: inflight GETs at once, each streamed on its own (as filecast
+// reads chunks there).
+func readStreamEach(ctx context.Context, rc rueidis.Client, n, inflight int) (int64, error) {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(inflight)
+	var mu sync.Mutex
+	var total int64
+	bufs := make(chan *fixedWriter, inflight)
+	for range inflight {
+		bufs <- &fixedWriter{b: make([]byte, 0, 2<<20)}
+	}
+	for i := range n {
+		g.Go(func() error {
+			w := <-bufs
+			defer func() { bufs <- w }()
+			w.b = w.b[:0]
+			st := rc.DoStream(ctx, rc.B().Get().Key(ceilingKey(i)).Build())
+			m, err := st.WriteTo(w)
+			mu.Lock()
+			total += m
+			mu.Unlock()
+			return err
+		})
+	}
+	err := g.Wait()
+	return total, err
 }

@@ -60,6 +60,7 @@ type config struct {
 	Groups  []int  `json:"groups"`
 	Small   int    `json:"small"`         // files of 4 KiB for the per-file run (0: skip)
 	Bin     string `json:"bin,omitempty"` // a filecast binary to measure instead of building one
+	Cluster int    `json:"cluster"`       // primaries of the cluster runs (0: skip)
 	Cache   string `json:"-"`
 	JSON    string `json:"-"`
 	Verbose bool   `json:"-"`
@@ -107,6 +108,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Var(&budget, "budget", "channel budget for the end-to-end and memory runs")
 	fs.Var(&big, "big", "size of the stream generated for the memory run (0: skip)")
 	fs.StringVar(&groups, "groups", groups, "group counts for the delivery runs")
+	fs.IntVar(&cfg.Cluster, "cluster", 3, "primaries of a Redis Cluster to upload to and deliver from too (0: skip)")
 	fs.IntVar(&cfg.Small, "small", 1000, "files of 4 KiB for the per-file run (0: skip)")
 	fs.StringVar(&cfg.Cache, "cache", filepath.Join(home, "filecast-bench"), "where the dataset is kept")
 	fs.StringVar(&cfg.JSON, "json", "bench-results.json", "write the results as JSON here (empty: don't)")
@@ -136,8 +138,9 @@ func parseFlags(args []string) (config, error) {
 
 // env is what every measurement uses.
 type env struct {
-	cfg  config
-	srv  *redistest.Server
+	cfg     config
+	srv     *redistest.Server
+	cluster *redistest.Cluster // set for the cluster runs; srv stands in for it
 	url  string // for the filecast runs
 	bin  string // the filecast binary
 	work string // scratch directory
@@ -229,7 +232,33 @@ func (e *env) once(ctx context.Context, rep *report) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
+	if e.cfg.Cluster > 0 {
+		if err := e.onCluster(ctx, rep); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
 	return nil
+}
+
+// onCluster measures the ceilings, the upload and the delivery again on a
+// fresh Redis Cluster of cfg.Cluster primaries on this machine (so all of
+// them share its cores: the figures show what spreading costs, not what
+// more machines would add; docs/SCALING.md).
+func (e *env) onCluster(ctx context.Context, rep *report) error {
+	cl, err := redistest.LaunchCluster(redistest.ClusterConfig{Primaries: e.cfg.Cluster})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ce := *e
+	ce.srv, ce.cluster, ce.url = cl.Stand(), cl, cl.URL()
+	c, err := ce.ceilings(ctx, ce.url)
+	if err != nil {
+		return err
+	}
+	rep.addCeilings("cluster", c)
+	e.log("ceilings cluster: SET %s, GET 1 reader %s, 4 readers %s", rate(c.set), rate(c.get1), rate(c.get4))
+	return ce.uploadAndDeliver(ctx, rep)
 }
 
 // flush empties Redis and gives its allocator a moment to settle, so every

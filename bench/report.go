@@ -239,6 +239,8 @@ func (f *figure) format(v float64) string {
 		return fmt.Sprintf("%.3f s", v)
 	case "files/s":
 		return fmt.Sprintf("%.0f files/s", v)
+	case "%":
+		return fmt.Sprintf("%.1f %%", v)
 	}
 	return fmt.Sprint(v)
 }

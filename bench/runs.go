@@ -119,6 +119,11 @@ func names(prefix string, n int) []string {
 
 // uploadAndDeliver uploads the dataset once, to every group the delivery
 // and line runs need, then lets each set of groups receive it.
+//
+// On a cluster (e.cluster set) the figures are named "cluster: …", the
+// ceilings are the cluster's, the deliveries are to 1 and 4 groups,
+// discarded, and the share of the chunk bytes each primary holds is
+// reported after the upload.
 func (e *env) uploadAndDeliver(ctx context.Context, rep *report) error {
 	if err := e.flush(); err != nil {
 		return err
@@ -130,12 +135,18 @@ func (e *env) uploadAndDeliver(ctx context.Context, rep *report) error {
 	}
 	var runs []delivery
 	for _, n := range e.cfg.Groups {
-		runs = append(runs, delivery{fmt.Sprintf("deliver to %d group(s), discard", n), names(fmt.Sprintf("d%d-", n), n), false})
+		if e.cluster == nil || n <= 4 {
+			runs = append(runs, delivery{fmt.Sprintf("deliver to %d group(s), discard", n), names(fmt.Sprintf("d%d-", n), n), false})
+		}
 	}
 	for _, n := range e.cfg.Groups {
-		if n <= 4 {
+		if e.cluster == nil && n <= 4 {
 			runs = append(runs, delivery{fmt.Sprintf("deliver to %d group(s), --dir", n), names(fmt.Sprintf("w%d-", n), n), true})
 		}
+	}
+	label, conn := "", e.cfg.Conn
+	if e.cluster != nil {
+		label, conn = "cluster: ", "cluster"
 	}
 	all := []string{"lines"}
 	for _, r := range runs {
@@ -158,11 +169,22 @@ func (e *env) uploadAndDeliver(ctx context.Context, rep *report) error {
 		return err
 	}
 	el := time.Since(t0)
-	c := rep.ceiling(e.cfg.Conn)
-	rep.add("upload (filecast send)", float64(e.data.bytes)/el.Seconds(), c.set, "SET")
-	rep.cpu("upload (filecast send)", m.stop(ctx, el, p))
-	rep.add("sender peak RSS, upload", float64(rss), 64<<20, "")
-	e.log("upload: %s in %v", rate(float64(e.data.bytes)/el.Seconds()), el.Round(time.Millisecond))
+	c := rep.ceiling(conn)
+	rep.add(label+"upload (filecast send)", float64(e.data.bytes)/el.Seconds(), c.set, "SET")
+	rep.cpu(label+"upload (filecast send)", m.stop(ctx, el, p))
+	rep.add(label+"sender peak RSS, upload", float64(rss), 64<<20, "")
+	e.log("%supload: %s in %v", label, rate(float64(e.data.bytes)/el.Seconds()), el.Round(time.Millisecond))
+	if e.cluster != nil {
+		// How evenly the chunk bytes spread: the largest primary's share
+		// against an even one.
+		var total, largest int64
+		for _, kb := range e.cluster.KeysPerPrimary("fc:{*}:c:*") {
+			total += kb[1]
+			largest = max(largest, kb[1])
+		}
+		primaries := float64(len(e.cluster.Primaries()))
+		rep.addUnit(label+"largest primary's share of the chunk bytes", "%", 100*float64(largest)/float64(total), 100/primaries, "an even share")
+	}
 
 	for _, r := range runs {
 		agg, rss, use, err := e.deliver(ctx, r.groups, r.dir)
@@ -173,10 +195,13 @@ func (e *env) uploadAndDeliver(ctx context.Context, rep *report) error {
 		if len(r.groups) == 1 {
 			ceil, cname = c.get1, "GET, 1 reader"
 		}
-		rep.add(r.name, agg, ceil, cname)
-		rep.cpu(r.name, use)
-		rep.add("receiver peak RSS, "+strings.TrimPrefix(r.name, "deliver to "), float64(rss), 64<<20, "")
-		e.log("%s: %s aggregate", r.name, rate(agg))
+		rep.add(label+r.name, agg, ceil, cname)
+		rep.cpu(label+r.name, use)
+		rep.add(label+"receiver peak RSS, "+strings.TrimPrefix(r.name, "deliver to "), float64(rss), 64<<20, "")
+		e.log("%s%s: %s aggregate", label, r.name, rate(agg))
+	}
+	if e.cluster != nil {
+		return nil
 	}
 	return e.lines(ctx, rep)
 }

@@ -625,6 +625,6 @@ func TestScriptsRejectBadInputAndChangeNothing(t *testing.T) {
 func evalScript(ctx context.Context, ch Channel, name, base string, args []string) error {
 	lib, _ := scriptFS.ReadFile("scripts/lib.lua")
 	body, _ := scriptFS.ReadFile("scripts/" + name + ".lua")
-	cmd := ch.b().Eval().Script(string(lib) + "\n" + string(body)).Numkeys(2).Key(ch.k.Files(), ch.k.Fence()).Arg(append([]string{base}, args...)...).Build()
+	cmd := ch.b().Eval().Script(string(lib)+"\n"+string(body)).Numkeys(2).Key(ch.k.Files(), ch.k.Fence()).Arg(append([]string{base}, args...)...).Build()
 	return ch.c.rc.Do(ctx, cmd).Error()
 }
