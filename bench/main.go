@@ -141,11 +141,11 @@ type env struct {
 	cfg     config
 	srv     *redistest.Server
 	cluster *redistest.Cluster // set for the cluster runs; srv stands in for it
-	url  string // for the filecast runs
-	bin  string // the filecast binary
-	work string // scratch directory
-	data *dataset
-	log  func(format string, args ...any)
+	url     string             // for the filecast runs
+	bin     string             // the filecast binary
+	work    string             // scratch directory
+	data    *dataset
+	log     func(format string, args ...any)
 }
 
 func run(ctx context.Context, cfg config, logw *os.File) (*report, error) {
