@@ -77,7 +77,8 @@ func TestChaosClusterSlotsMigrated(t *testing.T) {
 			out, recv := dirReceiver(t, c, ch)
 			send := c.start("send", ch, src, "--eof", "--max-bytes", "2MiB", "--lease", "2s", "--chunk-size", "64KiB")
 			moved := 0
-			for !send.exited() || (!recv.exited() && moved < 4) {
+			for moved < 200 && (!send.exited() || (!recv.exited() && moved < 4)) {
+				time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
 				var slot uint16
 				if keys := c.srv.Keys("fc:{*}:c:" + ch + ":*"); len(keys) > 0 && rng.IntN(4) != 0 {
 					slot = keyslot.Slot(keys[rng.IntN(len(keys))])
@@ -87,7 +88,7 @@ func TestChaosClusterSlotsMigrated(t *testing.T) {
 				ps := cl.Primaries()
 				to := ps[rng.IntN(len(ps))]
 				if err := cl.MigrateSlot(slot, to, time.Duration(rng.IntN(5))*time.Millisecond); err != nil {
-					t.Fatalf("moving slot %d: %v", slot, err)
+					t.Fatalf("moving slot %d: %v\n%s", slot, err, cl.Describe())
 				}
 				moved++
 			}

@@ -3,6 +3,7 @@ package redistest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -284,6 +285,8 @@ type node struct {
 	primary bool
 	failed  bool
 	of      string // the ID of its primary, for a replica
+	myself  bool   // the node that answered
+	epoch   string // its config epoch
 	slots   [][2]int
 }
 
@@ -314,7 +317,7 @@ func (c *Cluster) parseNodes(out string) ([]node, error) {
 		if len(f) < 8 {
 			return nil, fmt.Errorf("unexpected CLUSTER NODES line %q", line)
 		}
-		nd := node{id: f[0], of: f[3]}
+		nd := node{id: f[0], of: f[3], epoch: f[6]}
 		addr, _, _ := strings.Cut(f[1], "@")
 		for _, s := range c.nodes {
 			if s.Addr() == addr {
@@ -325,6 +328,8 @@ func (c *Cluster) parseNodes(out string) ([]node, error) {
 			switch flag {
 			case "master":
 				nd.primary = true
+			case "myself":
+				nd.myself = true
 			case "fail", "fail?", "noaddr":
 				nd.failed = true
 			}
@@ -408,6 +413,65 @@ func (c *Cluster) Owner(slot uint16) *Server {
 	}
 	c.fatalf("redistest: no node serves slot %d", slot)
 	return nil
+}
+
+// claimant returns the primary that says it serves slot itself: the
+// owner by its own word, which the other nodes may not have heard yet
+// (a slot just moved).
+func (c *Cluster) claimant(slot uint16) (*Server, error) {
+	for _, n := range c.primaries() {
+		out, err := n.Do("CLUSTER", "NODES")
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := c.parseNodes(out)
+		if err != nil {
+			return nil, err
+		}
+		for _, nd := range nodes {
+			if !nd.myself {
+				continue
+			}
+			for _, r := range nd.slots {
+				if int(slot) >= r[0] && int(slot) <= r[1] {
+					return n, nil
+				}
+			}
+		}
+	}
+	// Redis can lose a claim to a slot moved often (a node gives it up on
+	// an old claim's word while the others still see it there): give the
+	// slot back to the node the others see serving it.
+	if len(c.primaries()) > 0 {
+		if owner, err := c.ownerSeenBy(c.primaries()[0], int(slot)); err == nil && owner != nil {
+			if _, err := owner.Do("CLUSTER", "SETSLOT", strconv.Itoa(int(slot)), "NODE", c.id(owner)); err == nil {
+				if err := c.waitFor(func() error { return c.settled(int(slot), owner) }); err == nil {
+					return owner, nil
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("redistest: no primary says it serves slot %d", slot)
+}
+
+// ownerSeenBy returns the primary n sees serving slot, nil for none.
+func (c *Cluster) ownerSeenBy(n *Server, slot int) (*Server, error) {
+	out, err := n.Do("CLUSTER", "NODES")
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := c.parseNodes(out)
+	if err != nil {
+		return nil, err
+	}
+	for _, nd := range nodes {
+		for _, r := range nd.slots {
+			if nd.primary && slot >= r[0] && slot <= r[1] {
+				return nd.srv, nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 // ReplicasOf returns the replicas of primary.
@@ -703,7 +767,10 @@ type Migration struct {
 // and moves no key yet. It returns nil if to already owns the slot.
 func (c *Cluster) StartMigration(slot uint16, to *Server) (*Migration, error) {
 	c.dirty.Store(true)
-	from := c.Owner(slot)
+	from, err := c.claimant(slot)
+	if err != nil {
+		return nil, err
+	}
 	if from == to {
 		return nil, nil
 	}
@@ -756,6 +823,49 @@ func (m *Migration) Finish() error {
 			n.Do("CLUSTER", "SETSLOT", m.slot, "NODE", m.c.id(m.to)) // best effort: gossip spreads it too
 		}
 	}
+	// The new owner took a config epoch of its own without asking the
+	// others; the next migration's owner would take one too, and if it has
+	// not heard of this one yet, the same: with two primaries on one
+	// epoch, Redis may hand a slot back to a node that no longer holds its
+	// keys. So wait until every primary sees the slot on its new owner and
+	// the same epoch for every node, as moves made by hand, seconds apart,
+	// would find it.
+	slot, _ := strconv.Atoi(m.slot)
+	return m.c.waitFor(func() error { return m.c.settled(slot, m.to) })
+}
+
+// settled reports, as an error, how the primaries' views differ: on the
+// owner of slot (which must be owner) or on any node's config epoch.
+func (c *Cluster) settled(slot int, owner *Server) error {
+	var first map[string]string
+	for _, n := range c.primaries() {
+		out, err := n.Do("CLUSTER", "NODES")
+		if err != nil {
+			return err
+		}
+		nodes, err := c.parseNodes(out)
+		if err != nil {
+			return err
+		}
+		epochs := map[string]string{}
+		var seen *Server
+		for _, nd := range nodes {
+			epochs[nd.id] = nd.epoch
+			for _, r := range nd.slots {
+				if nd.primary && slot >= r[0] && slot <= r[1] {
+					seen = nd.srv
+				}
+			}
+		}
+		if seen != owner {
+			return fmt.Errorf("%s does not see slot %d on %s yet", n.Addr(), slot, owner.Addr())
+		}
+		if first == nil {
+			first = epochs
+		} else if !maps.Equal(first, epochs) {
+			return fmt.Errorf("the primaries disagree on config epochs: %v, %v", first, epochs)
+		}
+	}
 	return nil
 }
 
@@ -787,3 +897,21 @@ func (s *Server) Port() int { return s.port }
 
 // HostPort is "127.0.0.1:port" of the server's TCP port.
 func (s *Server) HostPort() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Describe returns how every live node sees the cluster (CLUSTER NODES),
+// for a failed test's log.
+func (c *Cluster) Describe() string {
+	var b strings.Builder
+	for _, n := range c.nodes {
+		if !n.running() {
+			fmt.Fprintf(&b, "%s: not running\n", n.Addr())
+			continue
+		}
+		out, err := n.Do("CLUSTER", "NODES")
+		if err != nil {
+			out = err.Error()
+		}
+		fmt.Fprintf(&b, "%s sees:\n%s\n", n.Addr(), out)
+	}
+	return b.String()
+}

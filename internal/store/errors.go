@@ -52,7 +52,11 @@ func classify(err error) (error, bool) {
 			strings.HasPrefix(msg, "READONLY"), strings.HasPrefix(msg, "NOREPLICAS"),
 			// A WAIT sent (after a write that was redirected) to a node
 			// that became a replica: the next try finds the primary.
-			strings.Contains(msg, "WAIT cannot be used with replica"):
+			strings.Contains(msg, "WAIT cannot be used with replica"),
+			// A blocked XREADGROUP whose stream moved to another cluster
+			// node (MIGRATE deletes it here): the next try follows it. A
+			// stream really gone answers NOGROUP then.
+			strings.HasPrefix(msg, "UNBLOCKED"):
 			return err, true
 		case strings.HasPrefix(msg, "MOVED"), strings.HasPrefix(msg, "ASK"), strings.HasPrefix(msg, "CROSSSLOT"):
 			return wrap(ErrBadConfig, fmt.Errorf("%w: the server is a Redis Cluster node, but filecast was not connected as a cluster client: "+
@@ -68,6 +72,14 @@ func classify(err error) (error, bool) {
 		return wrap(ErrUnavailable, err), true
 	}
 	return err, false
+}
+
+// slotMoving reports whether err says a cluster slot is moving between
+// nodes: a script refused while the channel's slot is half moved
+// (TRYAGAIN), or a blocked read whose stream moved away (UNBLOCKED).
+func slotMoving(err error) bool {
+	rerr, ok := rueidis.IsRedisErr(err)
+	return ok && (rerr.IsTryAgain() || strings.HasPrefix(rerr.Error(), "UNBLOCKED"))
 }
 
 type wrapped struct{ kind, err error }

@@ -300,3 +300,47 @@ func TestScriptsWaitForTheChannelSlotToSettle(t *testing.T) {
 		t.Fatalf("Groups = %+v, %v; want g and g2", gs, err)
 	}
 }
+
+// A member blocked reading the files stream while the channel's slot moves
+// to another primary (MIGRATE deletes the stream under it: UNBLOCKED)
+// follows it and gets the next file.
+func TestBlockedReadFollowsTheChannelSlot(t *testing.T) {
+	ch, cl := clusterChannel(t)
+	ctx := context.Background()
+	if err := ch.Join(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		got []Announce
+		err error
+	}
+	read := make(chan result, 1)
+	go func() {
+		got, err := ch.ReadGroup(ctx, "g", "m", 10, 10*time.Second, false)
+		read <- result{got, err}
+	}()
+	slot := keyslot.Slot(ch.k.Files())
+	waitBlocked := time.Now().Add(5 * time.Second)
+	for {
+		out, _ := cl.Owner(slot).Do("INFO", "clients")
+		if strings.Contains(out, "blocked_clients:1") {
+			break
+		}
+		if time.Now().After(waitBlocked) {
+			t.Fatalf("the reader did not block: %s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	to := cl.Primaries()[0]
+	if to == cl.Owner(slot) {
+		to = cl.Primaries()[1]
+	}
+	if err := cl.MigrateSlot(slot, to, 0); err != nil {
+		t.Fatal(err)
+	}
+	uploadSpread(t, ch, "a", 1)
+	r := <-read
+	if r.err != nil || len(r.got) != 1 || r.got[0].ID != "a" {
+		t.Fatalf("ReadGroup across the move = %+v, %v; want file a", r.got, r.err)
+	}
+}

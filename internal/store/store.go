@@ -310,7 +310,9 @@ func (c *Client) retry(ctx context.Context, what string, op func(ctx context.Con
 		if !transient {
 			return fmt.Errorf("%s: %w", what, kind)
 		}
-		if c.lostAt.CompareAndSwap(0, time.Now().UnixNano()) && c.onConn != nil {
+		// A cluster slot on the move (milliseconds) is not a lost
+		// server: not worth a warning.
+		if !slotMoving(err) && c.lostAt.CompareAndSwap(0, time.Now().UnixNano()) && c.onConn != nil {
 			c.onConn(true, err, 0)
 		}
 		if first.IsZero() {
