@@ -178,7 +178,7 @@ func (e *env) uploadAndDeliver(ctx context.Context, rep *report) error {
 		// How evenly the chunk bytes spread: the largest primary's share
 		// against an even one.
 		var total, largest int64
-		for _, kb := range e.cluster.KeysPerPrimary("fc:{*}:c:*") {
+		for _, kb := range e.cluster.KeysPerPrimary("fc:*:c:*") { // either protocol's chunk keys
 			total += kb[1]
 			largest = max(largest, kb[1])
 		}

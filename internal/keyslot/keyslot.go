@@ -11,6 +11,7 @@ package keyslot
 import (
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Slots is the number of hash slots of a Redis Cluster.
@@ -30,9 +31,11 @@ func Slot(key string) uint16 {
 // first number n = 0, 1, 2, ... whose text hashes to s. Every client
 // computes the same table, so the tag of a slot is part of the protocol
 // (docs/PROTOCOL.md).
-func Tag(s uint16) string { return tags[s%Slots] }
+func Tag(s uint16) string { return tags()[s%Slots] }
 
-var tags = func() *[Slots]string {
+// tags is built on first use (about 2 ms), so that a process that never
+// meets a cluster does not pay for it at start.
+var tags = sync.OnceValue(func() *[Slots]string {
 	var t [Slots]string
 	left := Slots
 	for n := int64(0); left > 0; n++ {
@@ -44,7 +47,7 @@ var tags = func() *[Slots]string {
 		}
 	}
 	return &t
-}()
+})
 
 // crc16 is CRC-16/XMODEM (polynomial 0x1021, initial value 0), as Redis
 // Cluster uses.

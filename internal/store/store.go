@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/filecast/filecast/internal/keyslot"
 	"github.com/redis/rueidis"
 )
 
@@ -184,6 +185,9 @@ func connect(ctx context.Context, opt rueidis.ClientOption, retryFor time.Durati
 		return nil, err
 	}
 	c := &Client{rc: rc, bulk: bulk, retryFor: retryFor, addr: addr, spread: rc.Mode() == rueidis.ClientModeCluster}
+	if c.spread {
+		go keyslot.Tag(0) // builds the table of chunk key tags while we wait for the PING
+	}
 	if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
 		c.Close()
 		return nil, err
