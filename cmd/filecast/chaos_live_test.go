@@ -283,8 +283,8 @@ func TestChaosDiskFull(t *testing.T) {
 		c := newCLI(t, redistest.Config{})
 		out := tmpfs(t, 48<<20)
 		src, files := chaosFiles(t, rng, 24)
-		joinGroups(t, c.url, "cd", "g")
-		recv := c.start("recv", "cd", "--group", "g", "--member", "m", "--dir", out, "--until-eof", "--json")
+		joinGroups(t, c.url, "df", "g")
+		recv := c.start("recv", "df", "--group", "g", "--member", "m", "--dir", out, "--until-eof", "--json")
 		filler := filepath.Join(out, ".filler") // hidden: not one of the files
 		fill := func() {
 			f, err := os.Create(filler)
@@ -302,7 +302,7 @@ func TestChaosDiskFull(t *testing.T) {
 		// The disk is full when the files start to come, and fills up again
 		// at random moments.
 		fill()
-		send := c.start("send", "cd", src, "--eof", "--max-bytes", "4MiB")
+		send := c.start("send", "df", src, "--eof", "--max-bytes", "4MiB")
 		fills := 1
 		for i := range 3 {
 			if i > 0 {
@@ -318,7 +318,7 @@ func TestChaosDiskFull(t *testing.T) {
 		expectOK(t, r)
 		done := map[string]int{}
 		completions(r.stdout, done)
-		checkDelivered(t, c, "cd", out, files, done, 0)
+		checkDelivered(t, c, "df", out, files, done, 0)
 		if parts := partFiles(t, out); len(parts) != 0 {
 			t.Errorf("partial files left: %q", parts)
 		}
