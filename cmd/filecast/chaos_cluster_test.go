@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,10 +22,19 @@ func chaosClusterTrials(t *testing.T, short int) int {
 	return max(short, chaosTrials(t, short)/4)
 }
 
-// clusterCLI runs the binary against cl; its srv stands in for the whole
-// cluster in the checks.
-func clusterCLI(t *testing.T, cl *redistest.Cluster) *cli {
-	return &cli{t: t, srv: cl.Stand(), url: cl.URL()}
+// clusterTrials starts one cluster of cfg and runs trial on it as
+// subtests, each with its own channel (prefix + trial number) and the
+// binary pointed at the cluster (its srv stands in for the whole cluster
+// in the checks).
+func clusterTrials(t *testing.T, cfg redistest.ClusterConfig, prefix string, trial func(t *testing.T, cl *redistest.Cluster, c *cli, ch string, rng *rand.Rand)) {
+	t.Parallel()
+	cl := redistest.StartCluster(t, cfg)
+	rng := chaosRand(t)
+	for i := range chaosClusterTrials(t, 1) {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			trial(t, cl, &cli{t: t, srv: cl.Stand(), url: cl.URL()}, fmt.Sprintf("%s%d", prefix, i), rng)
+		})
+	}
 }
 
 // A primary of a 3 × (primary + replica) cluster SIGKILLed at a random
@@ -34,31 +44,24 @@ func clusterCLI(t *testing.T, cl *redistest.Cluster) *cli {
 // must finish by themselves: every file whole, once (one redelivery per
 // failover allowed), nothing left in Redis.
 func TestChaosClusterPrimaryKilled(t *testing.T) {
-	t.Parallel()
-	cl := redistest.StartCluster(t, redistest.ClusterConfig{Primaries: 3, Replicas: 1})
-	rng := chaosRand(t)
-	for i := range chaosClusterTrials(t, 1) {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			c := clusterCLI(t, cl)
-			ch := fmt.Sprintf("pk%d", i)
-			src, files := chaosFiles(t, rng, 12)
-			joinGroups(t, c.url, ch, "g")
-			out := filepath.Join(t.TempDir(), "out")
-			recv := c.start("recv", ch, "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s", "--replicas", "1")
-			send := c.start("send", ch, src, "--eof", "--max-bytes", "2MiB", "--lease", "2s", "--replicas", "1")
-			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
-			ps := cl.Primaries()
-			victim := ps[rng.IntN(len(ps))]
-			killed := time.Now()
-			cl.Kill(victim)
-			cl.WaitHealthy() // the failover
-			t.Logf("failover of %s took %v", victim.Addr(), time.Since(killed).Round(time.Millisecond))
-			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
-			cl.Restart()
-			expectOK(t, send.wait())
-			receiverDelivered(t, c, ch, out, files, recv, 1)
-		})
-	}
+	clusterTrials(t, redistest.ClusterConfig{Primaries: 3, Replicas: 1}, "pk", func(t *testing.T, cl *redistest.Cluster, c *cli, ch string, rng *rand.Rand) {
+		src, files := chaosFiles(t, rng, 12)
+		joinGroups(t, c.url, ch, "g")
+		out := filepath.Join(t.TempDir(), "out")
+		recv := c.start("recv", ch, "--group", "g", "--dir", out, "--until-eof", "--json", "--lease", "2s", "--replicas", "1")
+		send := c.start("send", ch, src, "--eof", "--max-bytes", "2MiB", "--lease", "2s", "--replicas", "1")
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		ps := cl.Primaries()
+		victim := ps[rng.IntN(len(ps))]
+		killed := time.Now()
+		cl.Kill(victim)
+		cl.WaitHealthy() // the failover
+		t.Logf("failover of %s took %v", victim.Addr(), time.Since(killed).Round(time.Millisecond))
+		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+		cl.Restart()
+		expectOK(t, send.wait())
+		receiverDelivered(t, c, ch, out, files, recv, 1)
+	})
 }
 
 // The slots of a transfer's keys move between the primaries of a cluster,
@@ -66,35 +69,28 @@ func TestChaosClusterPrimaryKilled(t *testing.T) {
 // writing and the receiver reading (ASK, then MOVED, mid-read), and the
 // channel's own slot (its scripts wait for it to settle).
 func TestChaosClusterSlotsMigrated(t *testing.T) {
-	t.Parallel()
-	cl := redistest.StartCluster(t, redistest.ClusterConfig{Primaries: 3})
-	rng := chaosRand(t)
-	for i := range chaosClusterTrials(t, 1) {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			c := clusterCLI(t, cl)
-			ch := fmt.Sprintf("sm%d", i)
-			src, files := chaosFiles(t, rng, 12)
-			out, recv := dirReceiver(t, c, ch)
-			send := c.start("send", ch, src, "--eof", "--max-bytes", "2MiB", "--lease", "2s", "--chunk-size", "64KiB")
-			moved := 0
-			for moved < 200 && (!send.exited() || (!recv.exited() && moved < 4)) {
-				time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
-				var slot uint16
-				if keys := c.srv.Keys("fc:{*}:c:" + ch + ":*"); len(keys) > 0 && rng.IntN(4) != 0 {
-					slot = keyslot.Slot(keys[rng.IntN(len(keys))])
-				} else {
-					slot = keyslot.Slot("fc:{" + ch + "}:files")
-				}
-				ps := cl.Primaries()
-				to := ps[rng.IntN(len(ps))]
-				if err := cl.MigrateSlot(slot, to, time.Duration(rng.IntN(5))*time.Millisecond); err != nil {
-					t.Fatalf("moving slot %d: %v\n%s", slot, err, cl.Describe())
-				}
-				moved++
+	clusterTrials(t, redistest.ClusterConfig{Primaries: 3}, "sm", func(t *testing.T, cl *redistest.Cluster, c *cli, ch string, rng *rand.Rand) {
+		src, files := chaosFiles(t, rng, 12)
+		out, recv := dirReceiver(t, c, ch)
+		send := c.start("send", ch, src, "--eof", "--max-bytes", "2MiB", "--lease", "2s", "--chunk-size", "64KiB")
+		moved := 0
+		for moved < 200 && (!send.exited() || (!recv.exited() && moved < 4)) {
+			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+			var slot uint16
+			if keys := c.srv.Keys("fc:{*}:c:" + ch + ":*"); len(keys) > 0 && rng.IntN(4) != 0 {
+				slot = keyslot.Slot(keys[rng.IntN(len(keys))])
+			} else {
+				slot = keyslot.Slot("fc:{" + ch + "}:files")
 			}
-			t.Logf("%d slots moved", moved)
-			expectOK(t, send.wait())
-			receiverDelivered(t, c, ch, out, files, recv, 0)
-		})
-	}
+			ps := cl.Primaries()
+			to := ps[rng.IntN(len(ps))]
+			if err := cl.MigrateSlot(slot, to, time.Duration(rng.IntN(5))*time.Millisecond); err != nil {
+				t.Fatalf("moving slot %d: %v\n%s", slot, err, cl.Describe())
+			}
+			moved++
+		}
+		t.Logf("%d slots moved", moved)
+		expectOK(t, send.wait())
+		receiverDelivered(t, c, ch, out, files, recv, 0)
+	})
 }

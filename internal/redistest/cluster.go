@@ -402,13 +402,8 @@ func (c *Cluster) Owner(slot uint16) *Server {
 		c.fatalf("redistest: %v", err)
 	}
 	for _, nd := range nodes {
-		if !nd.primary || nd.srv == nil {
-			continue
-		}
-		for _, r := range nd.slots {
-			if int(slot) >= r[0] && int(slot) <= r[1] {
-				return nd.srv
-			}
+		if nd.srv != nil && nd.serves(int(slot)) {
+			return nd.srv
 		}
 	}
 	c.fatalf("redistest: no node serves slot %d", slot)
@@ -420,30 +415,21 @@ func (c *Cluster) Owner(slot uint16) *Server {
 // (a slot just moved).
 func (c *Cluster) claimant(slot uint16) (*Server, error) {
 	for _, n := range c.primaries() {
-		out, err := n.Do("CLUSTER", "NODES")
-		if err != nil {
-			return nil, err
-		}
-		nodes, err := c.parseNodes(out)
+		nodes, err := c.viewOf(n)
 		if err != nil {
 			return nil, err
 		}
 		for _, nd := range nodes {
-			if !nd.myself {
-				continue
-			}
-			for _, r := range nd.slots {
-				if int(slot) >= r[0] && int(slot) <= r[1] {
-					return n, nil
-				}
+			if nd.myself && nd.serves(int(slot)) {
+				return n, nil
 			}
 		}
 	}
 	// Redis can lose a claim to a slot moved often (a node gives it up on
 	// an old claim's word while the others still see it there): give the
 	// slot back to the node the others see serving it.
-	if len(c.primaries()) > 0 {
-		if owner, err := c.ownerSeenBy(c.primaries()[0], int(slot)); err == nil && owner != nil {
+	if ps := c.primaries(); len(ps) > 0 {
+		if owner, err := c.ownerSeenBy(ps[0], int(slot)); err == nil && owner != nil {
 			if _, err := owner.Do("CLUSTER", "SETSLOT", strconv.Itoa(int(slot)), "NODE", c.id(owner)); err == nil {
 				if err := c.waitFor(func() error { return c.settled(int(slot), owner) }); err == nil {
 					return owner, nil
@@ -454,21 +440,34 @@ func (c *Cluster) claimant(slot uint16) (*Server, error) {
 	return nil, fmt.Errorf("redistest: no primary says it serves slot %d", slot)
 }
 
-// ownerSeenBy returns the primary n sees serving slot, nil for none.
-func (c *Cluster) ownerSeenBy(n *Server, slot int) (*Server, error) {
+// viewOf returns the cluster as n sees it.
+func (c *Cluster) viewOf(n *Server) ([]node, error) {
 	out, err := n.Do("CLUSTER", "NODES")
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := c.parseNodes(out)
+	return c.parseNodes(out)
+}
+
+// serves reports whether the node is a primary serving slot.
+func (nd node) serves(slot int) bool {
+	for _, r := range nd.slots {
+		if nd.primary && slot >= r[0] && slot <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// ownerSeenBy returns the primary n sees serving slot, nil for none.
+func (c *Cluster) ownerSeenBy(n *Server, slot int) (*Server, error) {
+	nodes, err := c.viewOf(n)
 	if err != nil {
 		return nil, err
 	}
 	for _, nd := range nodes {
-		for _, r := range nd.slots {
-			if nd.primary && slot >= r[0] && slot <= r[1] {
-				return nd.srv, nil
-			}
+		if nd.serves(slot) {
+			return nd.srv, nil
 		}
 	}
 	return nil, nil
@@ -839,11 +838,7 @@ func (m *Migration) Finish() error {
 func (c *Cluster) settled(slot int, owner *Server) error {
 	var first map[string]string
 	for _, n := range c.primaries() {
-		out, err := n.Do("CLUSTER", "NODES")
-		if err != nil {
-			return err
-		}
-		nodes, err := c.parseNodes(out)
+		nodes, err := c.viewOf(n)
 		if err != nil {
 			return err
 		}
@@ -851,10 +846,8 @@ func (c *Cluster) settled(slot int, owner *Server) error {
 		var seen *Server
 		for _, nd := range nodes {
 			epochs[nd.id] = nd.epoch
-			for _, r := range nd.slots {
-				if nd.primary && slot >= r[0] && slot <= r[1] {
-					seen = nd.srv
-				}
+			if nd.serves(slot) {
+				seen = nd.srv
 			}
 		}
 		if seen != owner {

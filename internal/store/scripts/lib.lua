@@ -39,7 +39,7 @@ if KEYS[1] ~= base .. 'files' or KEYS[2] ~= base .. 'fence' or not string.match(
 -- field, value pairs): an even count, and none of the fields the scripts
 -- keep themselves.
 local kept = {state = true, created = true, hb = true, n = true, lo = true, r = true, held = true, entry = true,
-  off = true, pre = true, digest = true, reason = true, stale = true}
+  off = true, pre = true, digest = true, reason = true}
 local function fields(first)
   if (#ARGV - first + 1) % 2 ~= 0 then bad('fields', 'an odd count') end
   for i = first, #ARGV, 2 do
@@ -100,13 +100,11 @@ end
 -- released file does nothing.
 local function release(id)
   local fk = fkey(id)
-  local h = redis.call('HMGET', fk, 'lo', 'r', 'held', 'entry', 'name', 'v', 'eps', 'stale')
+  local h = redis.call('HMGET', fk, 'lo', 'r', 'held', 'entry', 'name', 'v', 'eps')
   if not h[4] then return end
   local lo, r, held = tonumber(h[1]) or 1, tonumber(h[2]) or 0, tonumber(h[3]) or 0
   if h[6] == '2' then
-    local k = ranges(h[7], lo, r)
-    if h[8] and h[8] ~= '' then k = (k == '' and h[8]) or (k .. ' ' .. h[8]) end -- resume.lua
-    journal(id, k, held)
+    journal(id, ranges(h[7], lo, r), held)
   else
     local chunks = {}
     for s = lo, r do chunks[#chunks + 1] = fk .. ':c:' .. s end

@@ -1,12 +1,9 @@
 -- resume drops what an interrupted sender reserved but never committed, so
 -- that the budget counts only committed chunks, and returns the committed
--- count. A protocol 2 upload moves to a new epoch, and whoever resumes
--- writes new keys, so a late delete or a late write of the interrupted
--- sender (whose commits are now refused as stale) never touches them. The
--- old epoch's uncommitted chunks are recorded in the field stale and
--- deleted with the file, not now: the interrupted sender's last SETs travel
--- on connections of their own and can reach their shards after this
--- script, and would store again a chunk deleted now, for good.
+-- count. A protocol 2 upload moves to a new epoch: the chunks of the old
+-- one are journaled for deletion, and whoever resumes writes new keys, so
+-- a late delete or a late write of the interrupted sender (whose commits
+-- are now refused as stale) never touches them.
 -- ARGV: base, id
 -- Returns {committed chunks, epoch, 1 for protocol 2 else 0} (epoch 0 for protocol 1)
 local id = word(ARGV[2], 'id')
@@ -23,13 +20,7 @@ end
 local ep, v2 = 0, 0
 if h[6] == '2' then
   v2 = 1
-  local stale = ranges(h[7], n + 1, r)
-  if stale ~= '' then
-    local before = redis.call('HGET', fk, 'stale')
-    if before and before ~= '' then stale = before .. ' ' .. stale end
-    redis.call('HSET', fk, 'stale', stale)
-  end
-  if held ~= keep then redis.call('DECRBY', base .. 'bytes', held - keep) end
+  journal(id, ranges(h[7], n + 1, r), held - keep)
   ep = (tonumber(h[8]) or 0) + 1
   -- The new epoch starts at chunk n + 1: drop starts it makes void.
   local eps = {}
