@@ -19,14 +19,11 @@ demo:
 ## then the library, store and CLI tests again on a 3-primary Redis Cluster, and
 ## against valkey-server when it is installed (scripts/ensure-valkey.sh)
 TOPOLOGY_TESTS = TestCluster|TestSentinel|TestFailover|TestReadReplicas|TestJournal|TestOrphans|TestResume.*Epoch
-## Known open problem (issue 12, docs/RELIABILITY.md): on a cluster these scenarios leave one to
-## three chunk keys of a released file in a few % of trials; make chaos still runs them all.
-CLUSTER_KNOWN_LEAK = TestChaosSenderKilledDirectory$$|TestChaosDiskFull$$|TestChaosCluster
 test:
 	@bash scripts/ensure-redis.sh
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 12m -skip 'TestChaosCluster' ./...
-	FILECAST_TEST_CLUSTER=3 $(GO) test -count=1 -timeout 10m -skip '$(TOPOLOGY_TESTS)|$(CLUSTER_KNOWN_LEAK)' . ./internal/store ./cmd/filecast
+	$(GO) test -race -count=1 -timeout 12m ./...
+	FILECAST_TEST_CLUSTER=3 $(GO) test -count=1 -timeout 10m -skip '$(TOPOLOGY_TESTS)' . ./internal/store ./cmd/filecast
 	@if command -v valkey-server >/dev/null 2>&1; then \
 		echo FILECAST_TEST_SERVER=valkey-server $(GO) test -count=1 -timeout 10m . ./internal/store ./internal/redistest ./cmd/filecast; \
 		FILECAST_TEST_SERVER=valkey-server $(GO) test -count=1 -timeout 10m . ./internal/store ./internal/redistest ./cmd/filecast; \

@@ -23,12 +23,12 @@ import (
 // redis.conf lines. Keep the two in step.
 var aclUsers = []string{
 	`user fc-send on >send-pw resetchannels ~fc:* ` +
-		`+hello +ping +info +cluster|slots +wait +evalsha +eval +client|unblock +sadd +hset +xread +hgetall +xrange ` +
+		`+hello +ping +info +cluster|slots +cluster|shards +wait +evalsha +eval +client|unblock +sadd +hset +xread +hgetall +xrange ` +
 		`+exists +hget +hmget +scard +smembers +xadd +zadd +decrby +hincrby +incrby +xrevrange +sdiff ` +
 		`+unlink +hdel +xdel +zrem +del +pexpire +zrange +zrangebyscore +xgroup|destroy +srem ` +
 		`(+get ~fc:{*}:bytes) (+set ~fc:{*}:f:*:c:* ~fc:{*}:c:* ~fc:{*}:sync)`,
 	`user fc-recv on >recv-pw resetchannels ~fc:* &fc:{*}:g:* ` +
-		`+hello +ping +info +cluster|slots +wait +readonly +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
+		`+hello +ping +info +cluster|slots +cluster|shards +wait +readonly +evalsha +eval +client|unblock +sadd +xgroup|create +hsetnx +get +del ` +
 		`+subscribe +publish +xreadgroup +xautoclaim +xpending +xclaim +xack +xinfo|groups +xread +xrange ` +
 		`+hgetall +hget +hmget +hset +hincrby +decrby +sismember +smembers +sdiff +exists +xadd +xdel +xtrim ` +
 		`+unlink +hdel +zrem +zrange +zrangebyscore +xgroup|destroy +srem ` +

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,11 +80,40 @@ func (c *cli) command(args ...string) *exec.Cmd {
 	return exec.Command(c.wrap[0], append(append(c.wrap[1:len(c.wrap):len(c.wrap)], cliBin), args...)...)
 }
 
+// monitor records every command the Redis nodes of url run (redis-cli
+// monitor) and keeps the records of a failed test in
+// /tmp/mon-<test>-<port>. FILECAST_TEST_MONITOR=1 turns it on: it is how
+// a journal entry finished by mistake was found (store.Collect).
+func monitor(t *testing.T, url string) {
+	for _, m := range regexp.MustCompile(`127\.0\.0\.1(?::|%3A)(\d+)`).FindAllStringSubmatch(url, -1) {
+		f := filepath.Join(t.TempDir(), "mon")
+		cmd := exec.Command("sh", "-c", "exec redis-cli -p "+m[1]+" monitor > "+f)
+		if err := cmd.Start(); err != nil {
+			t.Logf("monitor: %v", err)
+			return
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				time.Sleep(100 * time.Millisecond)
+				b, _ := os.ReadFile(f)
+				os.WriteFile(fmt.Sprintf("/tmp/mon-%s-%s", strings.ReplaceAll(t.Name(), "/", "_"), m[1]), b, 0o644)
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // the monitors are connected
+}
+
 // newCLI starts a private redis-server for t.
 func newCLI(t *testing.T, cfg redistest.Config) *cli {
 	t.Helper()
 	srv := redistest.Start(t, cfg)
-	return &cli{t: t, srv: srv, url: srv.URL()}
+	c := &cli{t: t, srv: srv, url: srv.URL()}
+	if os.Getenv("FILECAST_TEST_MONITOR") != "" {
+		monitor(t, c.url)
+	}
+	return c
 }
 
 // cliResult is what one run of the binary produced.

@@ -628,7 +628,17 @@ func TestSentinelFailsOver(t *testing.T) {
 	if err := rc.Do(ctx, rc.B().Set().Key("k").Value("v").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	rc.Do(ctx, rc.B().Wait().Numreplicas(2).Timeout(1000).Build())
+	// Both replicas must have it before the kill: a replica that synced
+	// late would take over without it.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n, err := rc.Do(ctx, rc.B().Wait().Numreplicas(2).Timeout(1000).Build()).AsInt64()
+		if err == nil && n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WAIT 2 = %d, %v: the replicas did not confirm the write", n, err)
+		}
+	}
 	old.Kill()
 	p := s.WaitFailover(old)
 	if p == old {

@@ -60,7 +60,7 @@ func classify(err error) (error, bool) {
 			return err, true
 		case strings.HasPrefix(msg, "MOVED"), strings.HasPrefix(msg, "ASK"), strings.HasPrefix(msg, "CROSSSLOT"):
 			return wrap(ErrBadConfig, fmt.Errorf("%w: the server is a Redis Cluster node, but filecast was not connected as a cluster client: "+
-				"if the URL's user has an ACL, allow it CLUSTER SLOTS (+cluster|slots, docs/OPERATIONS.md)", err)), false
+				"if the URL's user has an ACL, allow it CLUSTER SLOTS and CLUSTER SHARDS (+cluster|slots +cluster|shards, docs/OPERATIONS.md)", err)), false
 		}
 		return err, false
 	}
@@ -68,7 +68,9 @@ func classify(err error) (error, bool) {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENOENT) || errors.Is(err, rueidis.ErrClosing) ||
-		errors.Is(err, rueidis.ErrDoCacheAborted) {
+		errors.Is(err, rueidis.ErrDoCacheAborted) ||
+		// A cluster client between topologies (a failover): it looks again.
+		errors.Is(err, rueidis.ErrNoSlot) {
 		return wrap(ErrUnavailable, err), true
 	}
 	return err, false

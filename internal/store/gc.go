@@ -58,7 +58,7 @@ func (ch Channel) Collect(ctx context.Context) (int64, error) {
 			synced = true
 		}
 		var bad []string
-		ids := make([]string, 0, len(xs))
+		ids := make([]string, 0, 2*len(xs)) // entry ID, k
 		for _, x := range xs {
 			if err := ch.deleteJournaled(ctx, x.FieldValues); err != nil {
 				if ctx.Err() != nil {
@@ -67,7 +67,7 @@ func (ch Channel) Collect(ctx context.Context) (int64, error) {
 				bad = append(bad, fmt.Sprintf("%s: %v", x.ID, err))
 				continue
 			}
-			ids = append(ids, x.ID)
+			ids = append(ids, x.ID, x.FieldValues["k"])
 		}
 		if len(ids) > 0 {
 			m, err := ch.lua(ctx, "finish deletions", luaGC, ids...)

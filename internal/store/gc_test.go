@@ -344,3 +344,35 @@ func TestBlockedReadFollowsTheChannelSlot(t *testing.T) {
 		t.Fatalf("ReadGroup across the move = %+v, %v; want file a", r.got, r.err)
 	}
 }
+
+// Finishing an entry checks it is the entry whose keys were deleted: once
+// the journal is empty its key goes, and a new entry can get an ID an old
+// one had (found by make chaos: a client finishing the old entry late
+// finished the new one, and its chunks stayed for ever).
+func TestJournalEntryIDReusedIsNotFinishedByMistake(t *testing.T) {
+	ch, cl := clusterChannel(t)
+	srv := cl.Stand()
+	ctx := context.Background()
+	srv.MustDo(t, "SET", "fc:{t}:bytes", "20")
+	// The journal emptied and deleted, then a new entry under the old ID.
+	srv.MustDo(t, "XADD", "fc:{t}:gc", "100-0", "f", "x", "k", "0:2-2", "b", "20")
+	m, err := ch.lua(ctx, "finish deletions", luaGC, "100-0", "0:1-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := m.AsInt64(); n != 0 {
+		t.Errorf("finishing the old entry freed %d bytes", n)
+	}
+	if n := srv.MustDo(t, "XLEN", "fc:{t}:gc"); n != "1" {
+		t.Fatal("finishing the old entry finished the new one, whose keys were never deleted")
+	}
+	if _, err := ch.lua(ctx, "finish deletions", luaGC, "100-0", "0:2-2"); err != nil {
+		t.Fatal(err)
+	}
+	if b := srv.MustDo(t, "GET", "fc:{t}:bytes"); b != "0" {
+		t.Errorf("budget holds %s after the entry was finished, want 0", b)
+	}
+	if n, _ := srv.Do("EXISTS", "fc:{t}:gc"); n != "0" {
+		t.Error("an empty journal was left")
+	}
+}
