@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -46,7 +47,8 @@ func newDirSink(dir, member string, decompress bool, stderr io.Writer) (*dirSink
 		return nil, usagef("cannot open the target directory %s: %v", dir, errors.Unwrap(err))
 	}
 	// Can it be written to at all? Better refused now than every file later.
-	probe := fmt.Sprintf(".filecast-probe-%d", os.Getpid())
+	removeDeadProbes(root)
+	probe := fmt.Sprintf("%s%d", probePrefix, os.Getpid())
 	if f, err := root.OpenFile(probe, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err != nil {
 		root.Close()
 		return nil, usagef("cannot write to the target directory %s: %v", dir, errors.Unwrap(err))
@@ -55,6 +57,26 @@ func newDirSink(dir, member string, decompress bool, stderr io.Writer) (*dirSink
 		root.Remove(probe)
 	}
 	return &dirSink{dir: dir, root: root, member: strings.NewReplacer("/", "_", "\\", "_").Replace(member), decompress: decompress}, nil
+}
+
+// probePrefix names the empty file a starting receiver writes, and removes,
+// to see that it can write to the target directory; the process ID follows.
+const probePrefix = ".filecast-probe-"
+
+// removeDeadProbes removes the probes of receivers that were killed between
+// writing and removing theirs (their process is gone).
+func removeDeadProbes(root *os.Root) {
+	names, _ := fs.Glob(root.FS(), probePrefix+"*")
+	for _, name := range names {
+		pid, err := strconv.Atoi(strings.TrimPrefix(name, probePrefix))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if p, err := os.FindProcess(pid); err == nil && p.Signal(syscall.Signal(0)) == nil {
+			continue // alive: its own probe, about to go
+		}
+		root.Remove(name)
+	}
 }
 
 func (d *dirSink) Close() error { return d.root.Close() }
