@@ -201,29 +201,17 @@ func TestClusterPrimaryKilledMidTransfer(t *testing.T) {
 	}
 }
 
-// A Sentinel set of a primary and 2 replicas. With Replicas 2 every write
-// is on both, whichever the Sentinels promote (Replicas 1 is not enough: a
-// run promoted the replica that had not confirmed, and commits were lost);
-// the killed primary comes back after the failover, as a replica, so that
-// writes can again reach 2.
+// A Sentinel set of a primary and 2 replicas: the sender and the receiver
+// ride out the failover by themselves. Durability across a failover
+// (Replicas) is tested on a cluster: here, Replicas 1 of 2 lost commits in
+// one run (Sentinel promoted the replica that had not confirmed), and
+// Replicas 2 needs the killed primary back, which, restarted without
+// persistence, served as an empty primary for a moment and lost the
+// upload: Redis's own advice is not to restart such a primary by itself.
 func TestSentinelPrimaryKilledMidTransfer(t *testing.T) {
-	for _, replicas := range []int{0, 2} {
-		t.Run(fmt.Sprintf("Replicas %d", replicas), func(t *testing.T) {
-			s := redistest.StartSentinel(t, redistest.SentinelConfig{})
-			old := s.Primary()
-			kill := old.Kill
-			if replicas > 0 {
-				kill = func() {
-					old.Kill()
-					go func() {
-						s.WaitFailover(old)
-						old.Restart()
-					}()
-				}
-			}
-			failoverMidTransfer(t, s.URL(), replicas, old, kill, s.Primary)
-		})
-	}
+	s := redistest.StartSentinel(t, redistest.SentinelConfig{})
+	old := s.Primary()
+	failoverMidTransfer(t, s.URL(), 0, old, old.Kill, s.Primary)
 }
 
 // What a failover can lose. Replication is asynchronous: a primary
