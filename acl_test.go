@@ -221,17 +221,7 @@ func TestLeastPrivilegeUsersWithReplicas(t *testing.T) {
 	if got, _ := col.get("f"); !bytes.Equal(got, data) {
 		t.Fatal("file differs")
 	}
-	primaries := map[*redistest.Server]bool{}
-	for _, p := range cl.Primaries() {
-		primaries[p] = true
-	}
-	fromReplicas := 0
-	for _, n := range cl.Nodes() {
-		if !primaries[n] {
-			fromReplicas += gets(t, n)
-		}
-	}
-	if fromReplicas < 41 {
+	if fromReplicas, _ := getsByRole(t, cl); fromReplicas < 41 {
 		t.Errorf("replicas served %d GETs to the receive-only user, want every chunk's (41)", fromReplicas)
 	}
 	if left := leftovers(cl.Stand(), "aclr"); len(left) != 0 {

@@ -55,8 +55,9 @@ type Options struct {
 	// until that many replicas have it (Redis WAIT): a chunk before it is
 	// committed, a committed batch before the next, a completed file before
 	// Send returns, an acknowledgement before the file's chunks are
-	// deleted. A failover then loses nothing Send reported sent
-	// (docs/SCALING.md). Writes fail with ErrUnavailable when fewer
+	// deleted. With Replicas set to every replica of a primary, a failover
+	// then loses nothing Send reported sent; with fewer, the replica
+	// promoted may be one that had not confirmed (docs/OPERATIONS.md). Writes fail with ErrUnavailable when fewer
 	// replicas confirm them for RetryFor. default: 0 (replication is
 	// asynchronous: a failover may lose the last writes)
 	Replicas int

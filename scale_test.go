@@ -63,14 +63,12 @@ func TestClusterSpreadsAFileOverEveryPrimary(t *testing.T) {
 	}
 
 	c.SendEOF(ctx, "big")
-	var got []byte
-	_, wait := receive(t, c, "big", func(ctx context.Context, f *filecast.File) (err error) {
-		got, err = io.ReadAll(f)
-		return err
-	}, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
+	col := newCollector()
+	_, wait := receive(t, c, "big", col.handle, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
+	got, _ := col.get("release.tar")
 	if !bytes.Equal(got, data) {
 		t.Fatalf("received %d bytes that differ from the %d sent", len(got), len(data))
 	}
@@ -358,29 +356,16 @@ func TestReadReplicas(t *testing.T) {
 	for _, n := range cl.Nodes() {
 		n.MustDo(t, "CONFIG", "RESETSTAT")
 	}
-	var got []byte
-	_, wait := receive(t, reader, "rr", func(ctx context.Context, f *filecast.File) (err error) {
-		got, err = io.ReadAll(f)
-		return err
-	}, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
+	col := newCollector()
+	_, wait := receive(t, reader, "rr", col.handle, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
+	got, _ := col.get("f")
 	if !bytes.Equal(got, data) {
 		t.Fatal("file differs")
 	}
-	primaries := map[*redistest.Server]bool{}
-	for _, p := range cl.Primaries() {
-		primaries[p] = true
-	}
-	var fromReplicas, fromPrimaries int
-	for _, n := range cl.Nodes() {
-		if primaries[n] {
-			fromPrimaries += gets(t, n)
-		} else {
-			fromReplicas += gets(t, n)
-		}
-	}
+	fromReplicas, fromPrimaries := getsByRole(t, cl)
 	t.Logf("GETs: %d on replicas, %d on primaries", fromReplicas, fromPrimaries)
 	if fromReplicas < 64 {
 		t.Errorf("replicas served %d GETs, want every chunk's (64)", fromReplicas)
@@ -388,6 +373,24 @@ func TestReadReplicas(t *testing.T) {
 }
 
 // gets returns how many GETs a server has run since its stats were reset.
+// getsByRole returns how many GETs the replicas and the primaries of cl
+// served since their last CONFIG RESETSTAT.
+func getsByRole(t *testing.T, cl *redistest.Cluster) (replicas, primaries int) {
+	t.Helper()
+	isPrimary := map[*redistest.Server]bool{}
+	for _, p := range cl.Primaries() {
+		isPrimary[p] = true
+	}
+	for _, n := range cl.Nodes() {
+		if isPrimary[n] {
+			primaries += gets(t, n)
+		} else {
+			replicas += gets(t, n)
+		}
+	}
+	return replicas, primaries
+}
+
 func gets(t *testing.T, n *redistest.Server) int {
 	t.Helper()
 	stats := n.MustDo(t, "INFO", "commandstats")
@@ -435,11 +438,8 @@ func TestSenderGoesOnAfterRedisLostConfirmedChunks(t *testing.T) {
 		_, err := c.Send(ctx, "rb", f, filecast.Meta{Name: "f"}, filecast.SendOptions{Progress: progress})
 		sent <- err
 	}()
-	var got []byte
-	_, wait := receive(t, c, "rb", func(ctx context.Context, f *filecast.File) (err error) {
-		got, err = io.ReadAll(f)
-		return err
-	}, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
+	col := newCollector()
+	_, wait := receive(t, c, "rb", col.handle, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
 	<-reached
 	time.Sleep(200 * time.Millisecond) // the reader reads what was committed
 	// The rollback: the last 20 committed chunks vanish from the index.
@@ -467,6 +467,7 @@ redis.call('HSET', KEYS[2], 'n', ARGV[1])`
 	if err := wait(); err != nil {
 		t.Fatalf("Receive across the rollback: %v", err)
 	}
+	got, _ := col.get("f")
 	if !bytes.Equal(got, data) {
 		t.Fatalf("received %d bytes that differ from the %d sent", len(got), len(data))
 	}
@@ -485,17 +486,15 @@ func TestServerWithoutConfigCommand(t *testing.T) {
 	if err := c.Join(ctx, "nc", "g"); err != nil {
 		t.Fatal(err)
 	}
-	var got []byte
-	_, wait := receive(t, c, "nc", func(ctx context.Context, f *filecast.File) (err error) {
-		got, err = io.ReadAll(f)
-		return err
-	}, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
+	col := newCollector()
+	_, wait := receive(t, c, "nc", col.handle, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
 	data := randomBytes(15, 1<<20+7)
 	mustSend(t, c, "nc", "f", data, filecast.SendOptions{MaxBytes: 256 << 10}) // streams through the budget
 	c.SendEOF(ctx, "nc")
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
+	got, _ := col.get("f")
 	if !bytes.Equal(got, data) {
 		t.Fatal("file differs")
 	}

@@ -72,7 +72,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	f.BoolVar(&g.allowEviction, "allow-eviction", false, "run even if Redis may evict keys (maxmemory-policy allkeys-*), which can lose data")
 	f.DurationVar(&g.lease, "lease", 30*time.Second, "how long a silent receiver or sender keeps its claim on a file")
 	f.StringVar(&g.chunkSize, "chunk-size", "", "largest chunk stored in Redis (default 1MiB-64)")
-	f.IntVar(&g.replicas, "replicas", 0, "wait until N replicas have every chunk and state change before going on (WAIT), so a failover loses nothing reported sent")
+	f.IntVar(&g.replicas, "replicas", 0, "wait until N replicas have every chunk and state change before going on (WAIT); with N = each primary's replica count, a failover loses nothing reported sent")
 	f.BoolVar(&g.readReplicas, "read-replicas", false, "read chunks from replicas (a cluster's, or a Sentinel set's); the primary serves what they lack")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g), newRetry(g))

@@ -592,15 +592,7 @@ func TestStartStandsForAClusterWhenAsked(t *testing.T) {
 		t.Fatalf("Keys = %d, want 30", got)
 	}
 	// rueidis finds the cluster from the URL.
-	opt, err := rueidis.ParseURL(s.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := rueidis.NewClient(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := rueidisClient(t, s.URL())
 	if rc.Mode() != rueidis.ClientModeCluster {
 		t.Fatalf("rueidis mode %v, want cluster", rc.Mode())
 	}
@@ -615,15 +607,7 @@ func TestSentinelFailsOver(t *testing.T) {
 	if old != s.Nodes()[0] {
 		t.Fatalf("the Sentinels name %s, want the first node", old.Addr())
 	}
-	opt, err := rueidis.ParseURL(s.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := rueidis.NewClient(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := rueidisClient(t, s.URL())
 	ctx := context.Background()
 	if err := rc.Do(ctx, rc.B().Set().Key("k").Value("v").Build()).Error(); err != nil {
 		t.Fatal(err)
@@ -656,4 +640,20 @@ func TestSentinelFailsOver(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// rueidisClient connects rueidis to url as an application would, and
+// closes it when the test ends.
+func rueidisClient(t *testing.T, url string) rueidis.Client {
+	t.Helper()
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	return rc
 }
