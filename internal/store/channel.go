@@ -64,7 +64,8 @@ func (ch Channel) after(ctx context.Context, s *rueidis.Lua) error {
 		return err
 	}
 	if ch.c.spread && journaling[s] {
-		ch.Collect(ctx)
+		// What s journaled is on the replicas already if s was waited for.
+		ch.collect(ctx, ch.c.replicas == 0 || syncing[s])
 	}
 	return nil
 }

@@ -38,9 +38,15 @@ const maxJournalChunks = 1 << 28
 // its entries. It returns the bytes returned to the budget. Entries that
 // do not parse are left alone and reported.
 func (ch Channel) Collect(ctx context.Context) (int64, error) {
+	return ch.collect(ctx, ch.c.replicas == 0)
+}
+
+// collect is Collect; synced says the replicas already have every entry
+// the journal could hold (the caller just waited for them), so it need not
+// wait again before deleting.
+func (ch Channel) collect(ctx context.Context, synced bool) (int64, error) {
 	var freed int64
 	start := "-"
-	synced := ch.c.replicas == 0
 	for {
 		var xs []rueidis.XRangeEntry
 		err := ch.c.retry(ctx, "read the deletion journal", func(ctx context.Context) (err error) {
