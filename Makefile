@@ -6,8 +6,11 @@ GO ?= go
 
 all: build
 
+## build: bin/filecast, stamped with VERSION (filecast --version)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS = -X main.version=$(VERSION)
 build:
-	$(GO) build -o bin/filecast ./cmd/filecast
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/filecast ./cmd/filecast
 
 ## demo: the book's job — logs to three receiver groups on a private Redis
 demo:

@@ -58,6 +58,14 @@ need not appear in a command line; filecast never prints it.
 Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 4 Redis unreachable, refused the credentials or may evict data,
 5 the receiver's own side failed (recv --fail-fast), 130 interrupted.`,
+		Example: `  # on every receiving machine: keep a directory in sync with channel "configs"
+  filecast recv configs --group web-01 --dir /etc/app/incoming
+
+  # on the sending machine
+  filecast send configs ./configs
+
+  # what is in flight, which groups lag
+  filecast status configs`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -76,6 +84,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	f.BoolVar(&g.readReplicas, "read-replicas", false, "read chunks from replicas (a cluster's, or a Sentinel set's); the primary serves what they lack")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g), newRetry(g))
+	setVersion(root)
 	return root
 }
 
