@@ -85,6 +85,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g), newRetry(g))
 	setVersion(root)
+	root.AddCommand(newDocs())
 	return root
 }
 
