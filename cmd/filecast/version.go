@@ -75,8 +75,9 @@ func (b buildInfo) String() string {
 
 // setVersion gives root a --version flag and adds "filecast version".
 func setVersion(root *cobra.Command) {
+	// cobra prints "filecast version " and this. (A version template of our
+	// own would bring in text/template, which more than doubles the binary.)
 	root.Version = readBuildInfo().String()
-	root.SetVersionTemplate("filecast {{.Version}}\n")
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "version",
@@ -93,7 +94,7 @@ platform. "filecast --version" prints the same line.`,
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(b)
 			}
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "filecast %s\n", b)
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "filecast version %s\n", b)
 			return err
 		},
 	}

@@ -21,7 +21,7 @@ func TestCLIVersion(t *testing.T) {
 			t.Fatalf("filecast %s: %v", args[0], err)
 		}
 		line := string(out)
-		if !strings.HasPrefix(line, "filecast ") || !strings.Contains(line, runtime.Version()) ||
+		if !strings.HasPrefix(line, "filecast version ") || !strings.Contains(line, runtime.Version()) ||
 			!strings.Contains(line, platform) || strings.Count(line, "\n") != 1 {
 			t.Errorf("filecast %s printed %q, want one line naming %s and %s", args[0], line, runtime.Version(), platform)
 		}
@@ -41,7 +41,7 @@ func TestCLIVersion(t *testing.T) {
 		t.Fatalf("go build -ldflags -X main.version: %v\n%s", err, out)
 	}
 	out, err = exec.Command(bin, "--version").Output()
-	if err != nil || !strings.HasPrefix(string(out), "filecast v9.8.7-test ") {
+	if err != nil || !strings.HasPrefix(string(out), "filecast version v9.8.7-test ") {
 		t.Errorf("built with -X main.version=v9.8.7-test, --version printed %q (%v)", out, err)
 	}
 }
