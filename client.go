@@ -31,6 +31,8 @@ type Client struct {
 	abandoned map[string]bool        // tokens of this process's calls that returned
 	budgets   map[string]budgetCache // channel key base -> its budget, as last read
 	listed    map[string]bool        // channels this client added to the channel list
+
+	transfers transfers // files in flight, for Transfers
 }
 
 // register adds ch to the list of channels (for status), once per client.

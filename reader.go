@@ -59,6 +59,8 @@ type File struct {
 	member, entry string
 	rep           *reporter // nil outside a group
 	syncer        interface{ Sync() error }
+
+	t *transfer // the file in flight, for Client.Transfers; nil if opened outside Receive
 }
 
 type fetched struct {
@@ -190,6 +192,9 @@ func (f *File) ResumeFrom(partial io.Reader) (int64, error) {
 	if f.rep != nil {
 		f.rep.consume(f.next - 1)
 	}
+	if f.t != nil {
+		f.t.resumedAt(f.n)
+	}
 	return f.n, nil
 }
 
@@ -303,6 +308,9 @@ func (f *File) advance() {
 	case wire.ChunkEntry:
 		f.hash.Write(x.data)
 		f.n += int64(len(x.data))
+		if f.t != nil {
+			f.t.done.Store(f.n)
+		}
 		if x.e.HasPrefix && f.hash.Sum() != x.e.Prefix {
 			f.bufs.Put(x.data)
 			f.err = fmt.Errorf("%w: %s up to the end of chunk %d (%d bytes) does not match its digest", ErrCorrupt, f.Name, x.e.Seq, f.n)
@@ -317,6 +325,9 @@ func (f *File) advance() {
 			f.err = fmt.Errorf("%w: %s whole-file digest %s, want %s", ErrCorrupt, f.Name, f.hash.Sum(), x.e.Digest)
 		default:
 			f.Size, f.Digest = f.n, x.e.Digest.String()
+			if f.t != nil {
+				f.t.size.Store(f.n)
+			}
 			f.err = io.EOF
 		}
 	case wire.AbortEntry:

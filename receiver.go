@@ -488,6 +488,9 @@ func (r *receiver) attempt(ctx context.Context, a store.Announce, rec *wire.File
 	}
 	defer f.Close()
 	f.member, f.entry = r.opt.Member, a.Entry
+	f.t = r.c.transfers.start(f.Channel, f.Name, true, f.Size)
+	f.t.setID(a.ID)
+	defer f.t.end()
 	*info = f.FileInfo
 	if err := r.h(ctx, f); err != nil {
 		return err

@@ -203,6 +203,9 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	rec := wire.File{Kind: wire.KindFile, Name: meta.Name, Mode: meta.Mode, ModTime: meta.ModTime,
 		ChunkSize: c.opt.ChunkSize, Sender: token, Live: file == nil}
 	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
+	t := c.transfers.start(channel, meta.Name, false, sizeOf(st))
+	defer t.end()
+	opt.Progress = t.progress(opt.Progress)
 
 	if record != nil { // see putSmall
 		done, err := c.putSmall(ctx, ch, file, st, &rec, record, info, opt, skipSame)
@@ -220,6 +223,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 			return nil, err
 		}
 		u.started(res.ID, &rec)
+		t.setID(res.ID)
 		info.ID, info.Entry = res.ID, res.Entry
 		if res.Status == store.BeginNew {
 			break
@@ -230,6 +234,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		}
 		if differs == "" {
 			info.Resumed = true
+			t.resumedAt(u.committed)
 			break
 		}
 		c.log.Info("the input differs from the interrupted upload; aborting it", "id", u.id, "why", differs)

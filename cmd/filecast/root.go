@@ -28,6 +28,9 @@ type globals struct {
 	chunkSize     string
 	replicas      int
 	readReplicas  bool
+
+	// logs is where the log goes: stderr, or above the progress bars.
+	logs redirect
 }
 
 func newRoot() *cobra.Command {
@@ -144,7 +147,7 @@ func (g *globals) logger() *slog.Logger {
 	case g.verbose == 1:
 		level = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(&g.logs, &slog.HandlerOptions{Level: level}))
 }
 
 // exactArgs is cobra.MinimumNArgs with a usage error.

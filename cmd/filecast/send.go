@@ -39,6 +39,8 @@ type sendOptions struct {
 	settle        time.Duration
 	removeSent    bool
 
+	progress progressFlags
+
 	// channel settings, applied when given
 	keepFailed, groupExpiry time.Duration
 	settings                filecast.Settings
@@ -148,6 +150,7 @@ files sent after they joined.`,
 	f.StringVar(&o.maxBytes, "max-bytes", "", "budget: most file data the channel may hold in Redis (default: keep the channel's, else 1GiB)")
 	f.DurationVar(&o.keepFailed, "keep-failed", 0, "channel setting: how long the files a group gave up on are kept for \"filecast retry\" (default 24h; 0: not kept)")
 	f.DurationVar(&o.groupExpiry, "group-expiry", 0, "channel setting: drop a group whose members have all been gone this long (0: never, the default)")
+	o.progress.add(f)
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file on stdout (skipped ones too)")
 	f.BoolVar(&o.resend, "resend", false, "send again the files an interrupted run of this command had sent")
 	f.StringVar(&o.batch, "batch", "", "name this run, follower or watcher, so a rerun with the same name continues it (default: from the host name and the paths)")
@@ -194,6 +197,9 @@ func checkSendModes(cmd *cobra.Command, o *sendOptions, paths []string) error {
 	if f := changed("poll", "exclude"); f != "" && !o.follow && !o.watch {
 		return usagef("%s goes with --follow or --watch", f)
 	}
+	if o.progress.every <= 0 {
+		return usagef("--progress-interval must be positive")
+	}
 	if o.flush <= 0 || o.linger < 0 || o.poll < 0 || o.settle <= 0 || o.keepFailed < 0 || o.groupExpiry < 0 {
 		return usagef("--flush and --settle must be positive; --linger, --poll, --keep-failed and --group-expiry not negative")
 	}
@@ -230,6 +236,20 @@ func unfinishedFirst(ctx context.Context, c *filecast.Client, channel string, it
 // sendItem is one file to send.
 type sendItem struct {
 	path, name string
+}
+
+// sizeOfItems returns how many bytes items hold, or -1 if that is not
+// known (stdin).
+func sizeOfItems(items []sendItem) int64 {
+	var n int64
+	for _, it := range items {
+		st, err := os.Stat(it.path)
+		if it.path == "-" || err != nil {
+			return -1
+		}
+		n += st.Size()
+	}
+	return n
 }
 
 func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
@@ -287,6 +307,11 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 			return err
 		}
 	}
+	pv := startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, len(items), sizeOfItems(items))
+	defer pv.Stop()
+	stderr = pv.Writer()
+	g.logs.set(stderr)
+	defer g.logs.set(nil)
 	enc := json.NewEncoder(stdout)
 	skipped := 0
 	for _, it := range items {
@@ -310,6 +335,7 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 			return err
 		}
 		elapsed := time.Since(start)
+		pv.done(info.Size, info.Size)
 		switch {
 		case o.json:
 			enc.Encode(map[string]any{"channel": channel, "id": info.ID, "name": info.Name, "size": info.Size,
