@@ -53,6 +53,11 @@ func runFollow(ctx context.Context, g *globals, o *sendOptions, channel string, 
 		return err
 	}
 	defer c.Close()
+	stopMetrics, err := serveMetrics(g, o.metricsAddr, c, channel)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	enc := json.NewEncoder(stdout)
 	opt := filecast.FollowOptions{Name: o.batch, FromStart: o.fromStart, Flush: o.flush, Linger: o.linger, Poll: o.poll,
 		Exclude: o.exclude, MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.FollowEvent) {
@@ -130,6 +135,11 @@ func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir stri
 		return err
 	}
 	defer c.Close()
+	stopMetrics, err := serveMetrics(g, o.metricsAddr, c, channel)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	enc := json.NewEncoder(stdout)
 	opt := filecast.WatchOptions{Name: o.batch, Settle: o.settle, Exclude: o.exclude, RemoveSent: o.removeSent, Poll: o.poll,
 		MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.WatchEvent) {

@@ -26,6 +26,7 @@ type recvOptions struct {
 	retries       int
 	json          bool
 	failFast      bool
+	metricsAddr   string
 }
 
 func newRecv(g *globals) *cobra.Command {
@@ -98,6 +99,7 @@ Outputs (choose one):
 	f.IntVar(&o.retries, "retries", 2, "more attempts on a file whose handling failed before it is recorded as failed")
 	f.BoolVar(&o.failFast, "fail-fast", false, "exit with code 5 when the receiver's own side fails (disk full, target unwritable, command missing) instead of waiting for it to clear")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file outcome (on stdout; on stderr with --stdout)")
+	addMetricsFlag(cmd, &o.metricsAddr)
 	return cmd
 }
 
@@ -145,6 +147,11 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		return err
 	}
 	defer c.Close()
+	stopMetrics, err := serveMetrics(g, o.metricsAddr, c, channel)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	if dir != nil {
 		dir.removeLeftovers(func(id string) bool {
 			awaits, err := c.Awaits(ctx, channel, o.group, id)

@@ -39,6 +39,8 @@ type sendOptions struct {
 	settle        time.Duration
 	removeSent    bool
 
+	metricsAddr string
+
 	// channel settings, applied when given
 	keepFailed, groupExpiry time.Duration
 	settings                filecast.Settings
@@ -159,6 +161,7 @@ files sent after they joined.`,
 	f.BoolVar(&o.watch, "watch", false, "send every file that appears in or changes below the directory DIR, once complete")
 	f.DurationVar(&o.settle, "settle", filecast.DefaultSettle, "--watch: how long a file must stay unchanged to count as complete")
 	f.BoolVar(&o.removeSent, "remove-sent", false, "--watch: delete each file once its upload is complete")
+	addMetricsFlag(cmd, &o.metricsAddr)
 	return cmd
 }
 
@@ -270,6 +273,11 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		return err
 	}
 	defer c.Close()
+	stopMetrics, err := serveMetrics(g, o.metricsAddr, c, channel)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	if err := configure(ctx, c, channel, o); err != nil {
 		return err
 	}
