@@ -53,7 +53,7 @@ type File struct {
 	hash    *chunk.Hasher
 	n       int64
 	err     error
-	closed  bool
+	closed  bool // Close has run: Stats counts how each reader ended once
 
 	// Progress reporting, for a group receiving a file larger than the budget.
 	group         string

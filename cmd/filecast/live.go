@@ -48,16 +48,17 @@ func stopped(ctx context.Context, err error, what string) error {
 }
 
 func runFollow(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, maxBytes, err := liveClient(ctx, g, o, channel)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stopMetrics, err := serveMetrics(g, o.metricsAddr, c, channel)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	metrics.Serve(c)
 	enc := json.NewEncoder(stdout)
 	opt := filecast.FollowOptions{Name: o.batch, FromStart: o.fromStart, Flush: o.flush, Linger: o.linger, Poll: o.poll,
 		Exclude: o.exclude, MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.FollowEvent) {
@@ -130,16 +131,17 @@ func printFollow(w io.Writer, e filecast.FollowEvent, verbose bool) {
 }
 
 func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir string, stdout, stderr io.Writer) error {
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, maxBytes, err := liveClient(ctx, g, o, channel)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stopMetrics, err := serveMetrics(g, o.metricsAddr, c, channel)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	metrics.Serve(c)
 	enc := json.NewEncoder(stdout)
 	opt := filecast.WatchOptions{Name: o.batch, Settle: o.settle, Exclude: o.exclude, RemoveSent: o.removeSent, Poll: o.poll,
 		MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.WatchEvent) {

@@ -29,43 +29,75 @@ func addMetricsFlag(cmd *cobra.Command, addr *string) {
 	cmd.Flags().StringVar(addr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while running (e.g. :9464 or 127.0.0.1:9464)")
 }
 
-// serveMetrics serves the metrics of c and channel at http://addr/metrics
-// until stop is called; stop shuts the server down and waits for it. An
-// empty addr serves nothing. An address that cannot be listened on (in
-// use, malformed) is a usage error, returned before anything is sent.
-func serveMetrics(g *globals, addr string, c *filecast.Client, channel string) (stop func(), err error) {
+// metricsServer serves the metrics of one client and channel at
+// http://ADDR/metrics. A nil *metricsServer (no --metrics-addr) does
+// nothing.
+type metricsServer struct {
+	ln      net.Listener
+	log     *slog.Logger
+	channel string
+	ctx     context.Context // ends at Close: a scrape waiting on Redis gives up
+	cancel  context.CancelFunc
+	srv     *http.Server
+	done    chan struct{} // closed when srv.Serve has returned
+}
+
+// listenMetrics opens addr for metrics, before the command connects to
+// Redis or sends anything: an address that cannot be listened on (in use,
+// malformed) is a usage error. An empty addr returns nil. The caller
+// defers Close, and calls Serve once it has a client.
+func listenMetrics(g *globals, addr, channel string) (*metricsServer, error) {
 	if addr == "" {
-		return func() {}, nil
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, usagef("--metrics-addr %s: %v (choose a free port, or leave --metrics-addr out)", addr, errors.Unwrap(err))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	return &metricsServer{ln: ln, log: g.logger(), channel: channel, ctx: ctx, cancel: cancel}, nil
+}
+
+// Serve starts answering scrapes with the metrics of c, from a registry of
+// its own, until Close.
+func (m *metricsServer) Serve(c *filecast.Client) {
+	if m == nil {
+		return
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&metricsCollector{ctx: ctx, c: c, channel: channel, log: g.logger()},
+		&metricsCollector{ctx: m.ctx, c: c, channel: m.channel, log: m.log},
 	)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
+	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.done = make(chan struct{})
 	go func() {
-		defer close(done)
-		srv.Serve(ln) // returns at Shutdown or Close
+		defer close(m.done)
+		m.srv.Serve(m.ln) // returns at Shutdown or Close
 	}()
-	g.logger().Info("serving Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
-	return func() {
-		cancel() // a scrape waiting on Redis gives up
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		if srv.Shutdown(sctx) != nil {
-			srv.Close()
-		}
-		<-done
-	}, nil
+	m.log.Info("serving Prometheus metrics", "url", "http://"+m.ln.Addr().String()+"/metrics")
+}
+
+// Close stops serving: it lets the scrapes in progress finish (for up to
+// 5 seconds), closes the port and waits for the server's goroutines.
+func (m *metricsServer) Close() {
+	if m == nil {
+		return
+	}
+	m.cancel()
+	if m.srv == nil { // never served
+		m.ln.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if m.srv.Shutdown(ctx) != nil {
+		m.srv.Close()
+	}
+	<-m.done
 }
 
 // Reading the channel's status costs a few round trips per file in it:

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -268,14 +267,16 @@ func TestCLIMetricsAddrRefused(t *testing.T) {
 	}
 	r = c.run("recv", "busy", "--group", "g", "--stdout", "--metrics-addr", "no-port")
 	expectFail(t, r, exitUsage, "--metrics-addr no-port")
+	// Refused before connecting: a usage error comes first.
+	r = c.run("send", "busy", file, "--metrics-addr", busy, "--redis", "redis://127.0.0.1:1/0")
+	expectFail(t, r, exitUsage, "--metrics-addr", "address already in use")
 	if ids := liveIDs(t, c.srv, "busy"); len(ids) != 0 {
 		t.Errorf("files sent despite the refused address: %q", ids)
 	}
 }
 
-// The metrics server started in-process stops with its command: no
-// goroutine is left, the port is closed, and a scrape answers with the
-// channel's metrics left out (filecast_up 0) when Redis has gone.
+// The metrics server stops with its command: no goroutine is left and the
+// port is closed.
 func TestServeMetricsStops(t *testing.T) {
 	srv := redistest.Start(t, redistest.Config{})
 	ctx := context.Background()
@@ -287,26 +288,32 @@ func TestServeMetricsStops(t *testing.T) {
 	if _, err := c.Status(ctx, "ch"); err != nil { // the connections the collector uses are open
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	before := runtime.NumGoroutine()
 
-	stop, err := serveMetrics(&globals{}, addr, c, "ch")
+	m, err := listenMetrics(&globals{}, "127.0.0.1:0", "ch")
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + addr + "/metrics"
+	m.Serve(c)
+	url := "http://" + m.ln.Addr().String() + "/metrics"
 	mfs := scrape(t, url)
 	if v := metric(t, mfs, "filecast_up", "channel", "ch"); v != 1 {
 		t.Errorf("filecast_up = %v, want 1", v)
 	}
-	stop()
+	m.Close()
 	if _, err := http.Get(url); err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("scrape after stop: %v, want the connection refused", err)
+		t.Errorf("scrape after Close: %v, want the connection refused", err)
+	}
+	// A command that fails to connect closes the port it never served.
+	m, err = listenMetrics(&globals{}, "127.0.0.1:0", "ch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := m.ln.Addr().String()
+	m.Close()
+	if conn, err := net.Dial("tcp", addr); err == nil {
+		conn.Close()
+		t.Errorf("the port of a server never served is still open after Close")
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before {
@@ -329,19 +336,14 @@ func TestServeMetricsRedisDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	m, err := listenMetrics(&globals{}, "127.0.0.1:0", "ch")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	stop, err := serveMetrics(&globals{}, addr, c, "ch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	defer m.Close()
+	m.Serve(c)
 	srv.Kill()
-	mfs := scrape(t, fmt.Sprintf("http://%s/metrics", addr))
+	mfs := scrape(t, "http://"+m.ln.Addr().String()+"/metrics")
 	if v := metric(t, mfs, "filecast_up", "channel", "ch"); v != 0 {
 		t.Errorf("filecast_up = %v with Redis down, want 0", v)
 	}

@@ -142,16 +142,17 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		s = &stdoutSink{w: stdout, decompress: o.decompress}
 		o.concurrency = 1 // one file after another
 	}
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, err := g.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stopMetrics, err := serveMetrics(g, o.metricsAddr, c, channel)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	metrics.Serve(c)
 	if dir != nil {
 		dir.removeLeftovers(func(id string) bool {
 			awaits, err := c.Awaits(ctx, channel, o.group, id)

@@ -268,16 +268,17 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	if o.name != "" && !slices.Contains(paths, "-") {
 		return usagef("--name applies only to stdin (\"-\")")
 	}
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, err := g.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stopMetrics, err := serveMetrics(g, o.metricsAddr, c, channel)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	metrics.Serve(c)
 	if err := configure(ctx, c, channel, o); err != nil {
 		return err
 	}
