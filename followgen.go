@@ -145,6 +145,7 @@ func (fl *follower) send(g *generation) ([]read, error) {
 	tr.setID(res.ID)
 	defer tr.end()
 	u.opt.Progress = tr.progress(nil)
+	defer inFlight(&c.stats.sending)()
 	info := FileInfo{Channel: fl.ch.Keys().Channel(), ID: res.ID, Name: g.name, Mode: rec.Mode, ModTime: rec.ModTime, Size: -1, Entry: res.Entry}
 	record := func(size int64, digest wire.Digest, copy fileID, whole bool) *store.Record {
 		return &store.Record{Batch: fl.opt.Name, TTL: FollowTTL, Sent: wire.Sent{Size: size, ModTime: rec.ModTime, Mode: rec.Mode,
@@ -194,6 +195,7 @@ func (fl *follower) send(g *generation) ([]read, error) {
 	if _, err := fl.ch.Complete(ctx, u.id, u.size, u.hash.Sum(), record(u.size, u.hash.Sum(), copy, whole)); err != nil {
 		return nil, err
 	}
+	c.stats.filesSent.Add(1)
 	info.Size, info.Digest = u.size, u.hash.Sum().String()
 	fl.event(FollowEvent{Op: FollowCompleted, Path: g.path, File: info, Reason: t.why})
 	reads := []read{{g.id, whole}}

@@ -53,6 +53,7 @@ type File struct {
 	hash    *chunk.Hasher
 	n       int64
 	err     error
+	closed  bool // Close has run: Stats counts how each reader ended once
 
 	// Progress reporting, for a group receiving a file larger than the budget.
 	group         string
@@ -240,6 +241,10 @@ func (f *File) Lines() iter.Seq2[[]byte, error] { return Lines(f) }
 
 // Close stops fetching and waits for the fetching goroutines.
 func (f *File) Close() error {
+	if !f.closed {
+		f.closed = true
+		f.c.stats.readEnded(f.err)
+	}
 	f.cancel(nil)
 	if f.started {
 		for range f.queue { // unblock the fetcher, drop what it fetched
@@ -317,6 +322,7 @@ func (f *File) advance() {
 			return
 		}
 		f.cur, f.curBuf, f.curSeq = x.data, x.data, x.e.Seq
+		f.c.stats.bytesRead.Add(int64(len(x.data)))
 	case wire.EOFEntry:
 		switch {
 		case f.n != x.e.Size:

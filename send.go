@@ -160,6 +160,7 @@ func (c *Client) Send(ctx context.Context, channel string, r io.Reader, meta Met
 // publish it.
 func (c *Client) sendWrapped(ctx context.Context, channel string, r io.Reader, meta Meta, opt SendOptions, skipSame bool) (*FileInfo, error) {
 	info, err := c.send(ctx, channel, r, meta, opt, skipSame)
+	c.stats.sent(info, err)
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		err = &Error{Op: "send", Channel: channel, Name: meta.Name, Err: err}
 	}
@@ -200,6 +201,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	}
 	token := c.token()
 	defer c.abandon(token)
+	defer inFlight(&c.stats.sending)()
 	rec := wire.File{Kind: wire.KindFile, Name: meta.Name, Mode: meta.Mode, ModTime: meta.ModTime,
 		ChunkSize: c.opt.ChunkSize, Sender: token, Live: file == nil}
 	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}

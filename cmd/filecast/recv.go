@@ -27,6 +27,7 @@ type recvOptions struct {
 	json          bool
 	failFast      bool
 	progress      progressFlags
+	metricsAddr   string
 }
 
 func newRecv(g *globals) *cobra.Command {
@@ -100,6 +101,7 @@ Outputs (choose one):
 	f.BoolVar(&o.failFast, "fail-fast", false, "exit with code 5 when the receiver's own side fails (disk full, target unwritable, command missing) instead of waiting for it to clear")
 	o.progress.add(f)
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file outcome (on stdout; on stderr with --stdout)")
+	addMetricsFlag(cmd, &o.metricsAddr)
 	return cmd
 }
 
@@ -145,11 +147,17 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		s = &stdoutSink{w: stdout, decompress: o.decompress}
 		o.concurrency = 1 // one file after another
 	}
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, err := g.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	metrics.Serve(c)
 	if dir != nil {
 		dir.removeLeftovers(func(id string) bool {
 			awaits, err := c.Awaits(ctx, channel, o.group, id)

@@ -39,7 +39,8 @@ type sendOptions struct {
 	settle        time.Duration
 	removeSent    bool
 
-	progress progressFlags
+	progress    progressFlags
+	metricsAddr string
 
 	// channel settings, applied when given
 	keepFailed, groupExpiry time.Duration
@@ -162,6 +163,7 @@ files sent after they joined.`,
 	f.BoolVar(&o.watch, "watch", false, "send every file that appears in or changes below the directory DIR, once complete")
 	f.DurationVar(&o.settle, "settle", filecast.DefaultSettle, "--watch: how long a file must stay unchanged to count as complete")
 	f.BoolVar(&o.removeSent, "remove-sent", false, "--watch: delete each file once its upload is complete")
+	addMetricsFlag(cmd, &o.metricsAddr)
 	return cmd
 }
 
@@ -285,11 +287,17 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	if o.name != "" && !slices.Contains(paths, "-") {
 		return usagef("--name applies only to stdin (\"-\")")
 	}
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, err := g.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	metrics.Serve(c)
 	if err := configure(ctx, c, channel, o); err != nil {
 		return err
 	}
