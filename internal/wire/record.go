@@ -61,6 +61,11 @@ type File struct {
 	ChunkSize int   // nominal chunk size; chunks may be shorter
 	State     State //
 	Size      int64 // final size; -1 until complete
+	// Expect is the size the sender expected when the upload began (a
+	// regular file's size then), for status to show progress against; 0
+	// when unknown (a pipe). Informative only: the file may grow or shrink
+	// while it is read, and Size is what counts.
+	Expect    int64
 	Digest    Digest
 	Entry     string    // id of the announcing entry in the files stream
 	Created   time.Time // when the upload started
@@ -91,7 +96,7 @@ const MaxChunkSize = 64 << 20
 
 // Fields returns the hash fields written when an upload starts.
 func (f *File) Fields() []string {
-	return []string{
+	fv := []string{
 		"v", f.version(),
 		"kind", string(f.Kind),
 		"name", f.Name,
@@ -104,6 +109,10 @@ func (f *File) Fields() []string {
 		"live", live(f.Live),
 		"origin", f.Origin,
 	}
+	if f.Expect > 0 {
+		fv = append(fv, "expect", strconv.FormatInt(f.Expect, 10))
+	}
+	return fv
 }
 
 func (f *File) version() string {
@@ -199,5 +208,10 @@ func ParseFile(h map[string]string) (*File, error) {
 		}
 	}
 	f.Live = h["live"] == "1"
+	// Informative only: a value this version cannot read is no reason to
+	// refuse the file.
+	if n, perr := strconv.ParseInt(h["expect"], 10, 64); perr == nil && n > 0 {
+		f.Expect = n
+	}
 	return f, nil
 }

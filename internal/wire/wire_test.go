@@ -37,7 +37,7 @@ func TestCheckChannel(t *testing.T) {
 }
 
 func TestFileRoundTrip(t *testing.T) {
-	in := File{Kind: KindFile, Name: "a/b", Mode: 0o640, ModTime: time.Unix(0, 1700000000123456789), ChunkSize: 4096, Sender: "h/1"}
+	in := File{Kind: KindFile, Name: "a/b", Mode: 0o640, ModTime: time.Unix(0, 1700000000123456789), ChunkSize: 4096, Sender: "h/1", Expect: 123456}
 	f := in.Fields()
 	h := map[string]string{"state": "uploading"}
 	for i := 0; i < len(f); i += 2 {
@@ -47,8 +47,28 @@ func TestFileRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Name != in.Name || out.Mode != in.Mode || !out.ModTime.Equal(in.ModTime) || out.ChunkSize != in.ChunkSize || out.Size != -1 {
+	if out.Name != in.Name || out.Mode != in.Mode || !out.ModTime.Equal(in.ModTime) || out.ChunkSize != in.ChunkSize || out.Size != -1 ||
+		out.Expect != in.Expect {
 		t.Errorf("round trip: got %+v, want %+v", out, in)
+	}
+}
+
+// The expected size is informative: a record without it, or with one this
+// version cannot read, is still read (Expect 0: unknown).
+func TestParseFileExpectOptional(t *testing.T) {
+	for _, v := range []string{"", "-7", "x", "99999999999999999999"} {
+		h := map[string]string{"v": "1", "kind": "file", "name": "x", "chunk": "4096", "state": "uploading", "alg": Algorithm}
+		if v != "" {
+			h["expect"] = v
+		}
+		f, err := ParseFile(h)
+		if err != nil {
+			t.Errorf("expect=%q: ParseFile: %v, want the record read", v, err)
+			continue
+		}
+		if f.Expect != 0 {
+			t.Errorf("expect=%q: Expect = %d, want 0 (unknown)", v, f.Expect)
+		}
 	}
 }
 
