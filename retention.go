@@ -37,6 +37,7 @@ const (
 // budgetWait is what a sender waiting for budget has done about it.
 type budgetWait struct {
 	since, said, swept time.Time
+	recorded           time.Time // for status (recordWait); zero: not recorded
 }
 
 // waiting is called each time a sender finds the budget full: now and then
@@ -55,6 +56,7 @@ func (u *upload) waiting(ctx context.Context, w *budgetWait) {
 			u.c.log.Debug("sweep while waiting for budget", "err", err)
 		}
 	}
+	u.recordWait(ctx, w, now)
 	if u.opt.OnWait == nil || now.Sub(w.since) < waitFirstSaid || now.Sub(w.said) < waitSaidEvery {
 		return
 	}

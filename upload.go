@@ -244,7 +244,7 @@ var errDone = errors.New("upload done")
 func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stored, queue chan<- *stored) error {
 	defer close(queue)
 	var waiting budgetWait
-	defer func() { u.c.stats.waitEnded(waiting.since) }()
+	defer func() { u.c.stats.waitEnded(waiting.since); u.waited(ctx, &waiting) }()
 	var batch []*stored
 	refs := make([]store.ChunkRef, 0, u.c.opt.ReadAhead)
 	open := true
@@ -301,7 +301,7 @@ func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stor
 		batch = append(batch[:0], batch[granted:]...)
 		if len(batch) == 0 {
 			u.c.stats.waitEnded(waiting.since)
-			waiting = budgetWait{}
+			u.waited(ctx, &waiting)
 			continue
 		}
 		// Full: wake on the next "bytes freed" event; re-check at least

@@ -55,6 +55,11 @@ func (k Keys) Live() string { return k.base + "live" }
 // waiting for budget block on.
 func (k Keys) Events() string { return k.base + "ev" }
 
+// Waiting is a hash of the senders waiting for room in the budget: file id
+// -> since_ms TAB seen_ms TAB ttl_ms TAB name TAB sender TAB bytes (see
+// Channel.SetWaiting). The whole key expires when no sender refreshes it.
+func (k Keys) Waiting() string { return k.base + "wait" }
+
 // Group is a hash of a group's own state (its last completed mark).
 func (k Keys) Group(g string) string { return k.base + "g:" + g }
 
