@@ -3,6 +3,7 @@ package filecast
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -76,28 +77,43 @@ func (c *Client) holders(ctx context.Context, ch store.Channel) ([]Holder, error
 // Retry delivers again to group the files it gave up on and still keeps
 // (ids; every one if none), and returns the ids delivered. A file whose
 // retention ended, or that was released, cannot be.
+//
+// A channel never used is an error wrapping ErrNoChannel, a group that is
+// not one of the channel's an error wrapping ErrNoGroup.
 func (c *Client) Retry(ctx context.Context, channel, group string, ids ...string) ([]string, error) {
-	ch, err := c.channel(channel)
+	ch, err := c.existing(ctx, "retry", channel)
 	if err != nil {
 		return nil, err
 	}
-	if err := wire.CheckChannel("group", group); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	if err := c.knownGroup(ctx, ch, "retry", group); err != nil {
+		return nil, err
 	}
 	return ch.Retry(ctx, group, ids...)
 }
 
+// knownGroup checks that group is one of ch's groups.
+func (c *Client) knownGroup(ctx context.Context, ch store.Channel, op, group string) error {
+	if err := wire.CheckChannel("group", group); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	ok, err := ch.HasGroup(ctx, group)
+	if err != nil || ok {
+		return err
+	}
+	return c.noGroup(ctx, ch, op, group)
+}
+
 // ReleaseFailed gives up for good the files group (every group, if empty)
 // gave up on and still keeps, releasing those no other group needs, and
-// returns how many it gave up.
+// returns how many it gave up. Errors are as Retry's.
 func (c *Client) ReleaseFailed(ctx context.Context, channel, group string) (int, error) {
-	ch, err := c.channel(channel)
+	ch, err := c.existing(ctx, "release failed files", channel)
 	if err != nil {
 		return 0, err
 	}
 	if group != "" {
-		if err := wire.CheckChannel("group", group); err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrUsage, err)
+		if err := c.knownGroup(ctx, ch, "release failed files", group); err != nil {
+			return 0, err
 		}
 	}
 	n, _, err := ch.Sweep(ctx, group, true)
@@ -106,20 +122,29 @@ func (c *Client) ReleaseFailed(ctx context.Context, channel, group string) (int,
 
 // DropGroup removes group from channel: it stops holding back files, and
 // files only it was waiting for are released. It returns how many were.
-// Members of the group still running fail with a "group no longer exists" error.
+// Members of the group still running fail with a "group no longer exists"
+// error. Errors are as Retry's: dropping a group that is not there (a
+// typo, or dropped already) records nothing.
 func (c *Client) DropGroup(ctx context.Context, channel, group string) (int, error) {
-	ch, err := c.channel(channel)
+	ch, err := c.existing(ctx, "drop group", channel)
 	if err != nil {
 		return 0, err
 	}
+	if err := wire.CheckChannel("group", group); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
 	n, err := ch.Drop(ctx, group, "dropped by an operator")
+	if errors.Is(err, ErrNoGroup) {
+		return 0, c.noGroup(ctx, ch, "drop group", group)
+	}
 	return int(n), err
 }
 
 // Abort gives up upload id: receivers reading it get ErrAborted, and its
-// data is released once every group has seen the abort.
+// data is released once every group has seen the abort. A channel never
+// used is an error wrapping ErrNoChannel.
 func (c *Client) Abort(ctx context.Context, channel, id, reason string) error {
-	ch, err := c.channel(channel)
+	ch, err := c.existing(ctx, "abort", channel)
 	if err != nil {
 		return err
 	}
@@ -130,9 +155,14 @@ func (c *Client) Abort(ctx context.Context, channel, id, reason string) error {
 }
 
 // AbortStale aborts every upload of channel whose sender has been silent
-// for longer than olderThan, and returns them.
+// for longer than olderThan, and returns them. A channel never used is an
+// error wrapping ErrNoChannel.
 func (c *Client) AbortStale(ctx context.Context, channel string, olderThan time.Duration) ([]FileStatus, error) {
-	s, err := c.Status(ctx, channel)
+	ch, err := c.existing(ctx, "abort stale uploads", channel)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.status(ctx, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -152,9 +182,10 @@ func (c *Client) AbortStale(ctx context.Context, channel string, olderThan time.
 // Orphans finds the chunks of channel that nothing will delete (on a Redis
 // Cluster: chunks a sender stored after its file was released, then died
 // before it could delete them), looking on every primary, and with remove
-// deletes them. It returns how many it found. Files in use are safe.
+// deletes them. It returns how many it found. Files in use are safe. A
+// channel never used is an error wrapping ErrNoChannel.
 func (c *Client) Orphans(ctx context.Context, channel string, remove bool) (int, error) {
-	ch, err := c.channel(channel)
+	ch, err := c.existing(ctx, "look for orphaned chunks", channel)
 	if err != nil {
 		return 0, err
 	}

@@ -28,6 +28,13 @@ var (
 	// ErrNoGroups: no receiver group has joined the channel, so a file sent
 	// now would reach nobody.
 	ErrNoGroups = errors.New("no receiver group has joined the channel")
+	// ErrNoChannel: the channel named was never used (no file sent, no
+	// group joined, no setting made): a typo, or the wrong Options.Prefix.
+	ErrNoChannel = errors.New("no such channel")
+	// ErrNoGroup: the group named is not one of the channel's receiver
+	// groups: it never joined, or it was dropped (DropGroup,
+	// Settings.GroupExpiry).
+	ErrNoGroup = store.ErrNoGroup
 	// ErrEviction: the server may evict keys (maxmemory-policy allkeys-*).
 	ErrEviction = errors.New("redis may evict data")
 	// ErrUnavailable: Redis could not be reached, or stopped answering for

@@ -52,7 +52,7 @@ before deleting it) and deletes them. Files in use are safe.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runClean(cmd.Context(), g, args[0], o, cmd.ErrOrStderr())
+			return adminHint(runClean(cmd.Context(), g, args[0], o, cmd.ErrOrStderr()), args[0])
 		},
 	}
 	f := cmd.Flags()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -42,7 +43,7 @@ group gets them at once; other groups are not affected.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRetry(cmd.Context(), g, o, args[0], args[1:], cmd.ErrOrStderr())
+			return adminHint(runRetry(cmd.Context(), g, o, args[0], args[1:], cmd.ErrOrStderr()), args[0])
 		},
 	}
 	cmd.Flags().StringVarP(&o.group, "group", "g", "", "the group to deliver the files to again (required)")
@@ -61,20 +62,14 @@ func runRetry(ctx context.Context, g *globals, o *retryOptions, channel string, 
 		return err
 	}
 	var kept []filecast.FailedFile
-	known := false
-	for _, grp := range st.Groups {
-		if grp.Name != o.group {
-			continue
-		}
-		known = true
-		for _, f := range grp.Failed {
-			if f.State == "kept" {
-				kept = append(kept, f)
-			}
-		}
+	i := slices.IndexFunc(st.Groups, func(grp filecast.GroupStatus) bool { return grp.Name == o.group })
+	if i < 0 {
+		return noGroup(st, o.group)
 	}
-	if !known {
-		return fmt.Errorf("no group %q on channel %s (see filecast status %s)", o.group, channel, channel)
+	for _, f := range st.Groups[i].Failed {
+		if f.State == "kept" {
+			kept = append(kept, f)
+		}
 	}
 	var ids []string
 	names := map[string]string{}
@@ -104,4 +99,23 @@ func runRetry(ctx context.Context, g *globals, o *retryOptions, channel string, 
 		return fmt.Errorf("%d of %d files could not be delivered again: released meanwhile", len(ids)-len(done), len(ids))
 	}
 	return nil
+}
+
+// noGroup is the error for a group st does not have: it says which groups
+// there are, and when and why this one was dropped if it was.
+func noGroup(st *filecast.ChannelStatus, group string) error {
+	err := fmt.Errorf("retry: %w: channel %q has no group %q", filecast.ErrNoGroup, st.Channel, group)
+	for _, d := range st.Dropped {
+		if d.Name == group {
+			err = fmt.Errorf("%w (it was dropped %s ago: %s)", err, ago(d.At), d.Reason)
+		}
+	}
+	var names []string
+	for _, g := range st.Groups {
+		names = append(names, g.Name)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("%w; it has no groups", err)
+	}
+	return fmt.Errorf("%w; its groups are: %s", err, strings.Join(names, ", "))
 }

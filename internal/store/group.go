@@ -29,13 +29,17 @@ func (ch Channel) Join(ctx context.Context, group string) error {
 }
 
 // Drop removes group, recording why; files it held back are released. It
-// returns how many.
+// returns how many, or ErrNoGroup if the channel has no such group.
 func (ch Channel) Drop(ctx context.Context, group, reason string) (int64, error) {
 	m, err := ch.lua(ctx, "drop group", luaDrop, group, now(), reason)
 	if err != nil {
 		return 0, err
 	}
-	return m.AsInt64()
+	n, err := m.AsInt64()
+	if err == nil && n < 0 {
+		return 0, fmt.Errorf("drop group %s: %w", group, ErrNoGroup)
+	}
+	return n, err
 }
 
 // ClaimMember takes the lease on member name for token. If a live process
