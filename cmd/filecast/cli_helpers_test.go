@@ -463,14 +463,14 @@ func (c *cli) status(channel string) filecast.ChannelStatus {
 	c.t.Helper()
 	r := c.run("status", channel, "--json")
 	expectOK(c.t, r)
-	var all []filecast.ChannelStatus
-	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil {
+	var rep struct{ Channels []filecast.ChannelStatus }
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		c.t.Fatalf("status --json: %v\n%s", err, r.stdout)
 	}
-	if len(all) != 1 || all[0].Channel != channel {
-		c.t.Fatalf("status %s --json returned %d channels: %s", channel, len(all), r.stdout)
+	if len(rep.Channels) != 1 || rep.Channels[0].Channel != channel {
+		c.t.Fatalf("status %s --json returned %d channels: %s", channel, len(rep.Channels), r.stdout)
 	}
-	return all[0]
+	return rep.Channels[0]
 }
 
 // randomBytes returns n pseudo-random bytes from seed.

@@ -1207,7 +1207,7 @@ func TestCLITLSAndPasswordSources(t *testing.T) {
 	for _, r := range []cliResult{
 		c.run(append(withPass, "status")...),
 		c.run(append(withPass, "status", "--json")...),
-		c.runWith(nil, []string{"FILECAST_PASSWORD=" + good}, append([]string{"-vv", "status", "t"}, tlsFlags...)...),
+		c.runWith(nil, []string{"FILECAST_PASSWORD=" + good}, append([]string{"-vv", "status"}, tlsFlags...)...),
 	} {
 		expectOK(t, r)
 		if strings.Contains(r.stdout+r.stderr, good) {

@@ -1,0 +1,126 @@
+package filecast_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/filecast/filecast"
+)
+
+// Status and the admin calls refuse a channel never used and a group that
+// is not there with errors callers can tell apart, and dropping a group
+// that is not there records nothing.
+func TestStatusUnknownChannelAndGroup(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t, filecast.Options{})
+	ctx := context.Background()
+	if _, err := c.Status(ctx, "nosuch"); !errors.Is(err, filecast.ErrNoChannel) {
+		t.Fatalf("Status of a channel never used: %v, want ErrNoChannel", err)
+	}
+	if err := c.Join(ctx, "ch", "g"); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"Status":      func() error { _, err := c.Status(ctx, "nosuch"); return err }(),
+		"AbortStale":  func() error { _, err := c.AbortStale(ctx, "nosuch", time.Minute); return err }(),
+		"Retry":       func() error { _, err := c.Retry(ctx, "nosuch", "g"); return err }(),
+		"DropGroup":   func() error { _, err := c.DropGroup(ctx, "nosuch", "g"); return err }(),
+		"Orphans":     func() error { _, err := c.Orphans(ctx, "nosuch", false); return err }(),
+		"Abort":       c.Abort(ctx, "nosuch", "0123456789abcdef", ""),
+		"ReleaseFail": func() error { _, err := c.ReleaseFailed(ctx, "nosuch", ""); return err }(),
+	} {
+		if !errors.Is(err, filecast.ErrNoChannel) {
+			t.Errorf("%s on a channel never used: %v, want ErrNoChannel", name, err)
+		} else if want := `the channels there are: ch`; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %q does not name the channels (%q)", name, err, want)
+		}
+	}
+	for name, err := range map[string]error{
+		"Retry":       func() error { _, err := c.Retry(ctx, "ch", "nosuch"); return err }(),
+		"DropGroup":   func() error { _, err := c.DropGroup(ctx, "ch", "nosuch"); return err }(),
+		"ReleaseFail": func() error { _, err := c.ReleaseFailed(ctx, "ch", "nosuch"); return err }(),
+	} {
+		if !errors.Is(err, filecast.ErrNoGroup) {
+			t.Errorf("%s of a group not there: %v, want ErrNoGroup", name, err)
+		} else if want := "its groups are: g"; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %q does not name the groups (%q)", name, err, want)
+		}
+	}
+	if _, err := c.DropGroup(ctx, "ch", "g"); err != nil {
+		t.Fatalf("DropGroup of a group there: %v", err)
+	}
+	if _, err := c.DropGroup(ctx, "ch", "g"); !errors.Is(err, filecast.ErrNoGroup) || !strings.Contains(err.Error(), "it was dropped") {
+		t.Errorf("DropGroup of a group dropped already: %v, want ErrNoGroup saying it was dropped", err)
+	}
+	st, err := c.Status(ctx, "ch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Dropped) != 1 || st.Dropped[0].Name != "g" {
+		t.Errorf("dropped groups %+v, want only g (nothing recorded for nosuch)", st.Dropped)
+	}
+}
+
+// A sender that waits for budget is listed by Status with the file's
+// expected size, and no longer once it stops waiting.
+func TestStatusWaitingSender(t *testing.T) {
+	t.Parallel()
+	const chunk = 64 << 10
+	c, _ := newClient(t, filecast.Options{ChunkSize: chunk})
+	ctx := context.Background()
+	if err := c.Join(ctx, "w", "g"); err != nil { // no member runs: nothing is freed
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "big.bin")
+	const size = 40 * chunk
+	if err := os.WriteFile(path, randomBytes(5, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.SendFile(sctx, "w", path, "big.bin", filecast.SendOptions{MaxBytes: 4 * chunk})
+		done <- err
+	}()
+	var st *filecast.ChannelStatus
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var err error
+		if st, err = c.Status(ctx, "w"); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Waiting) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no waiting sender listed after 20s: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if w := st.Waiting[0]; w.Name != "big.bin" || w.Sender == "" || time.Since(w.Since) < time.Second {
+		t.Errorf("waiting sender %+v, want big.bin, with its sender, waiting a second or more", w)
+	}
+	if len(st.Files) != 1 || st.Files[0].Expected != size || st.Files[0].ChunkSize != chunk {
+		t.Fatalf("files %+v, want big.bin expected %d bytes in chunks of %d", st.Files, size, chunk)
+	}
+	if n, ok := st.Files[0].TotalChunks(); !ok || n != 40 {
+		t.Errorf("TotalChunks = %d, %v; want 40, true", n, ok)
+	}
+	g := st.Groups[0]
+	if g.Unacked != 1 || g.UnackedBytes != size || g.Oldest.IsZero() || !g.Gone || g.Held == 0 {
+		t.Errorf("group %+v, want 1 file of %d bytes unacknowledged, gone (no member ever ran), holding the budget", g, size)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("SendFile after cancel: %v", err)
+	}
+	if st, err := c.Status(ctx, "w"); err != nil || len(st.Waiting) != 0 {
+		t.Errorf("after the sender stopped: waiting %+v (%v), want none", st.Waiting, err)
+	}
+}
