@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/filecast/filecast"
+	"github.com/filecast/filecast/internal/redistest"
 )
 
 // Status and the admin calls refuse a channel never used and a group that
@@ -67,11 +68,23 @@ func TestStatusUnknownChannelAndGroup(t *testing.T) {
 }
 
 // A sender that waits for budget is listed by Status with the file's
-// expected size, and no longer once it stops waiting.
+// expected size, and no longer once it stops waiting; on a Redis Cluster
+// too, where the channel list and the channel's keys are in other slots.
 func TestStatusWaitingSender(t *testing.T) {
 	t.Parallel()
+	t.Run("standalone", func(t *testing.T) {
+		t.Parallel()
+		statusWaitingSender(t, redistest.Start(t, redistest.Config{}).URL())
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		statusWaitingSender(t, redistest.StartCluster(t, redistest.ClusterConfig{Primaries: 3}).URL())
+	})
+}
+
+func statusWaitingSender(t *testing.T, url string) {
 	const chunk = 64 << 10
-	c, _ := newClient(t, filecast.Options{ChunkSize: chunk})
+	c := dial(t, url, filecast.Options{ChunkSize: chunk})
 	ctx := context.Background()
 	if err := c.Join(ctx, "w", "g"); err != nil { // no member runs: nothing is freed
 		t.Fatal(err)
@@ -122,5 +135,8 @@ func TestStatusWaitingSender(t *testing.T) {
 	}
 	if st, err := c.Status(ctx, "w"); err != nil || len(st.Waiting) != 0 {
 		t.Errorf("after the sender stopped: waiting %+v (%v), want none", st.Waiting, err)
+	}
+	if _, err := c.Status(ctx, "nosuch"); !errors.Is(err, filecast.ErrNoChannel) || !strings.Contains(err.Error(), "channels there are: w") {
+		t.Errorf("Status of a channel never used: %v, want ErrNoChannel naming w", err)
 	}
 }
