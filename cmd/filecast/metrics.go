@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -147,7 +146,7 @@ var (
 	mBudgetBytes   = desc("budget_bytes", "Bytes of file data the channel holds in Redis.", "channel")
 	mBudgetMax     = desc("budget_max_bytes", "The channel's budget: the most bytes of file data it may hold in Redis.", "channel")
 	mLagFiles      = desc("group_lag_files", "Files the group has not acknowledged yet (delivered or not).", "channel", "group")
-	mLagBytes      = desc("group_lag_bytes", "Bytes of the files the group has not acknowledged: what it holds of the budget.", "channel", "group")
+	mLagBytes      = desc("group_lag_bytes", "Bytes of the files the group has not acknowledged (expected size of those still uploading).", "channel", "group")
 	mLagAge        = desc("group_lag_seconds", "Age of the oldest file the group has not acknowledged (0 if none).", "channel", "group")
 	mBlocked       = desc("group_blocked_members", "Members of the group blocked by a fault of their own side (disk full, target unwritable).", "channel", "group")
 	mDeadLetters   = desc("group_failed_files", "Files the group gave up on and still keeps (dead letters: filecast retry delivers them again).", "channel", "group")
@@ -209,19 +208,9 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(mBudgetMax, float64(st.MaxBytes), m.channel)
 	now := time.Now()
 	for _, g := range st.Groups {
-		files, oldest := 0, time.Time{}
-		for _, fs := range st.Files {
-			if fs.Kind != "file" || !slices.Contains(fs.Waiting, g.Name) {
-				continue
-			}
-			files++
-			if oldest.IsZero() || fs.Created.Before(oldest) {
-				oldest = fs.Created
-			}
-		}
 		age := 0.0
-		if !oldest.IsZero() {
-			age = max(now.Sub(oldest).Seconds(), 0)
+		if !g.Oldest.IsZero() {
+			age = max(now.Sub(g.Oldest).Seconds(), 0)
 		}
 		blocked, kept := 0, 0
 		for _, mb := range g.Members {
@@ -234,8 +223,8 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 				kept++
 			}
 		}
-		gauge(mLagFiles, float64(files), m.channel, g.Name)
-		gauge(mLagBytes, float64(g.Held), m.channel, g.Name)
+		gauge(mLagFiles, float64(g.Unacked), m.channel, g.Name)
+		gauge(mLagBytes, float64(g.UnackedBytes), m.channel, g.Name)
 		gauge(mLagAge, age, m.channel, g.Name)
 		gauge(mBlocked, float64(blocked), m.channel, g.Name)
 		gauge(mDeadLetters, float64(kept), m.channel, g.Name)

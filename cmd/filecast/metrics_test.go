@@ -285,6 +285,9 @@ func TestServeMetricsStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if err := c.Join(ctx, "ch", "g"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Status(ctx, "ch"); err != nil { // the connections the collector uses are open
 		t.Fatal(err)
 	}
