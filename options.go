@@ -188,8 +188,15 @@ type ReceiveOptions struct {
 	// still in progress (a pipe, a followed log), which may never end, do
 	// not count: each is handled as it comes. default: 1
 	Concurrency int
-	// UntilEOF makes Receive return once the group has handled everything
-	// before an end-of-batch mark (Client.SendEOF).
+	// UntilEOF makes Receive return at the end of one batch: once the
+	// group has acknowledged the first end-of-batch mark (Client.SendEOF)
+	// that it had not yet acknowledged when Receive started, and with it
+	// every file sent before that mark. A receive started after the sender
+	// finished thus handles that batch and returns; one started after the
+	// group passed the last mark waits for the next one. Files sent after
+	// the mark that this member had already begun are left for the next
+	// Receive: not acknowledged, and resumed first by a member of the same
+	// name.
 	UntilEOF bool
 	// Retries is how many more times a failing handler is run on a file
 	// before the file is recorded as failed and acknowledged; negative
@@ -207,6 +214,10 @@ type ReceiveOptions struct {
 	// went through. From the goroutine handling the file; it must be safe
 	// for concurrent use when Concurrency > 1.
 	OnBlocked func(Blocked)
+	// OnJoined, if set, is called once, when the member has joined the
+	// group and holds its name, before it takes its first file; from the
+	// goroutine that called Receive.
+	OnJoined func(Joined)
 	// FailFast makes Receive return an error wrapping ErrLocal at the first
 	// fault of the receiver's own side instead of waiting for it to clear.
 	// The file is not acknowledged: it is delivered again.

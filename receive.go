@@ -26,6 +26,11 @@ type Result struct {
 	Lost bool
 }
 
+// Joined describes a member that joined its group (ReceiveOptions.OnJoined).
+type Joined struct {
+	Channel, Group, Member string
+}
+
 // Receive joins group to channel and hands every file the group gets to h
 // while the file is still arriving. Members of one group (Receive calls
 // with the same Group, in any process) share the files; each file is
@@ -35,8 +40,8 @@ type Result struct {
 // Options.Lease.
 //
 // Receive runs until ctx ends (returning ctx.Err()), or with UntilEOF until
-// the group has handled everything before an end-of-batch mark: then it
-// returns nil, or an error wrapping ErrCorrupt if any file this member
+// the group has handled everything before the first end-of-batch mark it
+// had not passed when Receive started: then it returns nil, or an error wrapping ErrCorrupt if any file this member
 // handled failed its integrity check, or ErrFailed if any was given up. It
 // returns early on errors that affect every file: ErrUnavailable, ErrAuth,
 // ErrBusy (the member name is in use), or the group being dropped.
@@ -74,6 +79,14 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 	}
 	r := &receiver{c: c, ch: ch, h: h, opt: opt, token: c.token(), inflight: make(map[string]bool), handled: make(map[string]bool),
 		bell: make(chan struct{}), markBell: make(chan struct{}), unblocked: make(chan struct{})}
+	if opt.UntilEOF {
+		// The batch to finish ends at the first mark after this one.
+		gi, _, err := ch.Group(ctx, opt.Group)
+		if err != nil {
+			return err
+		}
+		r.since = gi.Mark
+	}
 	if err := r.claimMember(ctx, false); err != nil {
 		return err
 	}
@@ -88,5 +101,8 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 			cancel()
 		}
 	}()
+	if opt.OnJoined != nil {
+		opt.OnJoined(Joined{Channel: channel, Group: opt.Group, Member: opt.Member})
+	}
 	return r.run(ctx)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +25,9 @@ type receiver struct {
 	h     Handler
 	opt   ReceiveOptions
 	token string
+	// since is, with UntilEOF, the group's last acknowledged end-of-batch
+	// mark when the receive started ("" if none): it ends at the next one.
+	since string
 
 	mu       sync.Mutex
 	inflight map[string]bool // entries being handled here
@@ -188,13 +193,10 @@ func (r *receiver) loop(ctx context.Context) error {
 		bell := r.waitMarkBell() // before the check, so no event slips between
 		if r.opt.UntilEOF && (checked == nil || rang(checked) || time.Since(lastCheck) >= maxEventGap) {
 			checked, lastCheck = bell, time.Now()
-			if fin, err := r.finished(ctx); err != nil {
+			if mark, err := r.finished(ctx); err != nil {
 				return err
-			} else if fin {
-				// Nothing is pending in the group: a file still being handled
-				// here was taken over and acknowledged by another member
-				// (this one was frozen), so it is lost to this one.
-				stop(fmt.Errorf("%w: the group finished the batch without this member", ErrLost))
+			} else if mark != "" {
+				stop(r.leftBehind(mark))
 				return errFinished
 			}
 		}
@@ -332,16 +334,57 @@ func (r *receiver) notInFlight(batch []store.Announce) []store.Announce {
 	return out
 }
 
-// finished reports whether the group has handled everything up to its
-// last end-of-batch mark, and nothing was sent after it (else the next
-// batch has begun: it goes on to the next mark).
-func (r *receiver) finished(ctx context.Context) (bool, error) {
+// finished returns the end-of-batch mark that ends this receive once the
+// group has acknowledged it: the first after r.since. Its ack means every
+// entry before it was acknowledged too.
+func (r *receiver) finished(ctx context.Context) (mark string, err error) {
 	gi, ok, err := r.ch.Group(ctx, r.opt.Group)
-	if err != nil || !ok || gi.Mark == "" || gi.Pending != 0 || gi.LastDelivered != gi.Mark {
-		return false, err
+	if err != nil || !ok || !entryAfter(gi.Mark, r.since) {
+		return "", err
 	}
-	more, err := r.ch.After(ctx, gi.Mark)
-	return !more, err
+	return gi.Mark, nil
+}
+
+// leftBehind is why the files still being handled here stop when the
+// batch ended at mark. One sent after the mark belongs to the next batch:
+// it is left unacknowledged for the next receive. One sent before it was
+// taken over and acknowledged by another member (this one was frozen), so
+// it is lost to this one.
+func (r *receiver) leftBehind(mark string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for e := range r.inflight {
+		if e != mark && !entryAfter(e, mark) {
+			return fmt.Errorf("%w: the group finished the batch without this member", ErrLost)
+		}
+	}
+	return errNextBatch
+}
+
+// errNextBatch stops the files of the next batch an UntilEOF receive had
+// begun; they are not acknowledged.
+var errNextBatch = errors.New("the batch ended; files of the next batch are left for the next receive")
+
+// entryAfter reports whether the files-stream entry ID a comes after b;
+// "" comes before every entry.
+func entryAfter(a, b string) bool {
+	if a == "" {
+		return false
+	}
+	if b == "" {
+		return true
+	}
+	ams, aseq := splitEntry(a)
+	bms, bseq := splitEntry(b)
+	return ams > bms || ams == bms && aseq > bseq
+}
+
+// splitEntry parses a stream entry ID, "<ms>-<seq>".
+func splitEntry(id string) (ms, seq uint64) {
+	m, s, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(m, 10, 64)
+	seq, _ = strconv.ParseUint(s, 10, 64)
+	return ms, seq
 }
 
 // work handles one entry. It returns an error only for failures that

@@ -1076,6 +1076,7 @@ func TestCLIJSON(t *testing.T) {
 	}
 
 	type outcome struct {
+		Event                    string // events are not file outcomes
 		Channel, Group, ID, Name string
 		Size                     int64
 		OK                       bool
@@ -1084,14 +1085,13 @@ func TestCLIJSON(t *testing.T) {
 	parse := func(s string) []outcome {
 		var res []outcome
 		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
-			if !strings.HasPrefix(l, "{") {
-				continue
-			}
 			var o outcome
 			if err := json.Unmarshal([]byte(l), &o); err != nil {
 				t.Fatalf("recv --json line %q: %v", l, err)
 			}
-			res = append(res, o)
+			if o.Event == "" {
+				res = append(res, o)
+			}
 		}
 		return res
 	}

@@ -32,6 +32,7 @@ const (
 )
 
 func main() {
+	runExecGuard() // the guard of a recv --exec command (exec_linux.go) exits here
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
 	cmd, err := newRoot().ExecuteContextC(ctx)
@@ -73,19 +74,21 @@ func startProfile() (stop func()) {
 	}
 }
 
-// report prints err as one line and returns the exit code for it.
+// report prints err as one line and returns the exit code for it. A
+// command run with --json gets it as a JSON object on its JSON stream
+// (reportJSON).
 func report(err error, interrupted bool) int {
 	if err == nil {
 		return exitOK
 	}
-	code := exitError
+	code, msg := exitError, err.Error()
 	var said interruptedError
 	switch {
 	case errors.As(err, &said):
 		code = exitInterrupted
 	case interrupted || errors.Is(err, context.Canceled):
 		code = exitInterrupted
-		err = fmt.Errorf("interrupted; run the same command again to resume")
+		msg = "interrupted; run the same command again to resume"
 	case errors.As(err, new(usageError)) || errors.Is(err, filecast.ErrUsage):
 		code = exitUsage
 	case errors.Is(err, filecast.ErrLocal):
@@ -95,7 +98,9 @@ func report(err error, interrupted bool) int {
 	case errors.Is(err, filecast.ErrUnavailable), errors.Is(err, filecast.ErrAuth), errors.Is(err, filecast.ErrEviction):
 		code = exitUnavailable
 	}
-	fmt.Fprintf(os.Stderr, "filecast: %v\n", err)
+	if !reportJSON(err, msg, code) {
+		fmt.Fprintf(os.Stderr, "filecast: %s\n", msg)
+	}
 	return code
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,7 +67,25 @@ Outputs (choose one):
                they arrive; FILECAST_NAME, FILECAST_SIZE, FILECAST_ID,
                FILECAST_CHANNEL and FILECAST_GROUP are set. Exit status 0
                acknowledges the file.
-  --stdout     write each file's bytes to stdout, one file after another.`,
+  --stdout     write each file's bytes to stdout, one file after another.
+
+On joining, the receiver says which channel, group and member it is and that
+it waits for files (with -v, also what Redis it is connected to).
+
+--until-eof processes one batch and exits: it ends once the group has
+handled the first end-of-batch mark (send --eof) that it had not yet handled
+when this receiver started. Started after the sender finished, it handles
+that batch and exits; started after the group handled the last mark (say,
+before tonight's send), it waits for the next one. Files sent after the mark
+that it had already begun are left for the next run (not acknowledged; a
+member of the same name resumes them first).
+
+--json makes everything the receiver says one JSON object per line, on
+stdout (on stderr with --stdout, whose stdout carries the files' bytes):
+an object per file outcome, events ({"event":"joined"|"blocked"|"unblocked"|
+"notice"|"end_of_batch",…}), log records (slog's JSON: "time","level","msg",
+…) and, if it fails or is interrupted, a last {"event":"error","error":…,
+"exit":N}. An --exec command's own stdout then goes to stderr.`,
 		Example: `  # keep a directory in sync with what is sent to "configs"
   filecast recv configs --group web-01 --dir /etc/app/incoming
 
@@ -94,14 +111,15 @@ Outputs (choose one):
 	f.StringVar(&o.dir, "dir", "", "write files under this directory")
 	f.StringVar(&o.exec, "exec", "", "run this shell command once per file, the file on its stdin")
 	f.BoolVar(&o.stdout, "stdout", false, "write the files' bytes to stdout")
-	f.BoolVar(&o.untilEOF, "until-eof", false, "exit once the group has handled everything before an end-of-batch mark (send --eof)")
+	f.BoolVar(&o.untilEOF, "until-eof", false, "exit once the group has handled the next end-of-batch mark (send --eof) it had not handled when this receiver started, and every file before it")
 	f.BoolVar(&o.decompress, "decompress", false, "decode gzip and zstd content (by its magic bytes); --dir drops a .gz/.zst suffix")
 	f.IntVar(&o.concurrency, "concurrency", 1, "files handled at once; raise it for many small files (--dir: each costs a create, two fsyncs and a rename)")
 	f.IntVar(&o.retries, "retries", 2, "more attempts on a file whose handling failed before it is recorded as failed")
 	f.BoolVar(&o.failFast, "fail-fast", false, "exit with code 5 when the receiver's own side fails (disk full, target unwritable, command missing) instead of waiting for it to clear")
 	o.progress.add(f)
-	f.BoolVar(&o.json, "json", false, "print one JSON object per file outcome (on stdout; on stderr with --stdout)")
+	f.BoolVar(&o.json, "json", false, "say everything as JSON, one object per line: file outcomes, events, logs, the final error (on stdout; on stderr with --stdout)")
 	addMetricsFlag(cmd, &o.metricsAddr)
+	jsonOutput(cmd, g, &o.json, func() bool { return o.stdout })
 	return cmd
 }
 
@@ -131,18 +149,27 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	if member == "" {
 		member, _ = os.Hostname() // as the library names it
 	}
+	// What is said for a person goes to stderr, or as JSON to g.json.
+	notices := stderr
+	if o.json {
+		notices = g.json.notices()
+	}
 	var s sink
 	var dir *dirSink
 	switch {
 	case o.dir != "":
-		d, err := newDirSink(o.dir, member, o.decompress, stderr)
+		d, err := newDirSink(o.dir, member, o.decompress, notices)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
 		s, dir = d, d
 	case o.exec != "":
-		s = &execSink{command: o.exec, channel: channel, group: o.group, decompress: o.decompress, stdout: stdout, stderr: stderr}
+		cmdOut := stdout
+		if o.json {
+			cmdOut = stderr // stdout is the JSON stream
+		}
+		s = &execSink{command: o.exec, channel: channel, group: o.group, decompress: o.decompress, stdout: cmdOut, stderr: stderr}
 	default:
 		s = &stdoutSink{w: stdout, decompress: o.decompress}
 		o.concurrency = 1 // one file after another
@@ -162,13 +189,9 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		dir.removeLeftovers(func(id string) bool {
 			awaits, err := c.Awaits(ctx, channel, o.group, id)
 			return err == nil && !awaits
-		}, stderr)
+		}, notices)
 	}
 
-	out := stdout
-	if o.stdout {
-		out = stderr
-	}
 	// Bars on stderr, unless the JSON or the files themselves go to the
 	// same terminal.
 	mode := o.progress.mode(stderr, (o.stdout && o.json) || (o.stdout && isTerminal(stdout)))
@@ -178,7 +201,6 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	g.logs.set(stderr)
 	defer g.logs.set(nil)
 	var mu sync.Mutex
-	enc := json.NewEncoder(out)
 	onResult := func(r filecast.Result) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -188,7 +210,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 			if r.Err != nil {
 				m["error"] = r.Err.Error()
 			}
-			enc.Encode(m)
+			g.json.emit(m)
 			return
 		}
 		if r.File.Name == "" {
@@ -213,7 +235,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 			if b.Err != nil {
 				m["event"], m["error"] = "blocked", b.Err.Error()
 			}
-			enc.Encode(m)
+			g.json.emit(m)
 			return
 		}
 		if b.Err != nil {
@@ -228,11 +250,17 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		retries = -1 // the library's "none"; its zero value means the default
 	}
 	start := time.Now()
+	onJoined := func(j filecast.Joined) { sayJoined(ctx, g, c, o, j, stderr) }
 	err = c.Receive(ctx, channel, s.handle, filecast.ReceiveOptions{Group: o.group, Member: o.member,
 		Concurrency: o.concurrency, UntilEOF: o.untilEOF, Retries: retries, OnResult: onResult, OnBlocked: onBlocked,
-		FailFast: o.failFast})
-	if err == nil && o.untilEOF && !o.json {
-		fmt.Fprintf(stderr, "end of batch on %s for group %s after %v\n", channel, o.group, time.Since(start).Round(time.Millisecond))
+		OnJoined: onJoined, FailFast: o.failFast})
+	if err == nil && o.untilEOF {
+		took := time.Since(start)
+		if o.json {
+			g.json.emit(map[string]any{"event": "end_of_batch", "channel": channel, "group": o.group, "seconds": took.Seconds()})
+		} else {
+			fmt.Fprintf(stderr, "end of batch on %s for group %s after %v\n", channel, o.group, took.Round(time.Millisecond))
+		}
 	}
 	if errors.Is(err, filecast.ErrFailed) {
 		return fmt.Errorf("%w (see above, or filecast status %s)", err, channel)
@@ -316,4 +344,31 @@ func input(f *filecast.File, decompress bool) (io.Reader, func(), error) {
 		return f, func() {}, nil
 	}
 	return filecast.Decompress(f)
+}
+
+// sayJoined tells that the receiver joined its group and waits for files,
+// and at -v what Redis it is connected to.
+func sayJoined(ctx context.Context, g *globals, c *filecast.Client, o *recvOptions, j filecast.Joined, stderr io.Writer) {
+	var topo *filecast.Topology
+	if g.verbose > 0 {
+		if t, err := c.Topology(ctx); err == nil {
+			topo = &t
+		}
+	}
+	if o.json {
+		m := map[string]any{"event": "joined", "channel": j.Channel, "group": j.Group, "member": j.Member, "until_eof": o.untilEOF}
+		if topo != nil {
+			m["redis"] = topo
+		}
+		g.json.emit(m)
+		return
+	}
+	until := ""
+	if o.untilEOF {
+		until = " up to the next end-of-batch mark"
+	}
+	fmt.Fprintf(stderr, "joined group %s on channel %s as member %s; waiting for files%s\n", j.Group, j.Channel, j.Member, until)
+	if topo != nil {
+		fmt.Fprintf(stderr, "redis: %s\n", topo)
+	}
 }

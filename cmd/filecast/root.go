@@ -31,6 +31,9 @@ type globals struct {
 
 	// logs is where the log goes: stderr, or above the progress bars.
 	logs redirect
+	// json is set by a command run with --json (jsonOutput): the stream
+	// where it says everything, log records included.
+	json *jsonStream
 }
 
 func newRoot() *cobra.Command {
@@ -146,6 +149,9 @@ func (g *globals) logger() *slog.Logger {
 		level = slog.LevelDebug
 	case g.verbose == 1:
 		level = slog.LevelInfo
+	}
+	if g.json != nil {
+		return slog.New(slog.NewJSONHandler(g.json, &slog.HandlerOptions{Level: level}))
 	}
 	return slog.New(slog.NewTextHandler(&g.logs, &slog.HandlerOptions{Level: level}))
 }

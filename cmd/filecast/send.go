@@ -152,7 +152,7 @@ files sent after they joined.`,
 	f.DurationVar(&o.keepFailed, "keep-failed", 0, "channel setting: how long the files a group gave up on are kept for \"filecast retry\" (default 24h; 0: not kept)")
 	f.DurationVar(&o.groupExpiry, "group-expiry", 0, "channel setting: drop a group whose members have all been gone this long (0: never, the default)")
 	o.progress.add(f)
-	f.BoolVar(&o.json, "json", false, "print one JSON object per file on stdout (skipped ones too)")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per file on stdout (skipped ones too); log records and the final error are JSON objects there too")
 	f.BoolVar(&o.resend, "resend", false, "send again the files an interrupted run of this command had sent")
 	f.StringVar(&o.batch, "batch", "", "name this run, follower or watcher, so a rerun with the same name continues it (default: from the host name and the paths)")
 	f.BoolVar(&o.follow, "follow", false, "follow the PATHs (files, directories, globs) as they grow, through rotation, until stopped")
@@ -164,6 +164,7 @@ files sent after they joined.`,
 	f.DurationVar(&o.settle, "settle", filecast.DefaultSettle, "--watch: how long a file must stay unchanged to count as complete")
 	f.BoolVar(&o.removeSent, "remove-sent", false, "--watch: delete each file once its upload is complete")
 	addMetricsFlag(cmd, &o.metricsAddr)
+	jsonOutput(cmd, g, &o.json, nil)
 	return cmd
 }
 

@@ -30,7 +30,7 @@ func (s *execSink) handle(ctx context.Context, f *filecast.File) error {
 			return &localError{msg: fmt.Sprintf("the command %q cannot run: %v", s.command, err), err: err}
 		}
 	}
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", s.command)
+	cmd := shellCommand(ctx, s.command)
 	cmd.Env = append(os.Environ(),
 		"FILECAST_NAME="+f.Name,
 		"FILECAST_SIZE="+strconv.FormatInt(f.Size, 10),
@@ -45,16 +45,17 @@ func (s *execSink) handle(ctx context.Context, f *filecast.File) error {
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil { // no shell, no process, no memory
-		return &localError{msg: fmt.Sprintf("cannot start the command %q: %v", s.command, err), err: err}
+	startErr, waitErr := runChild(cmd, func() {
+		src, done, ierr := input(f, s.decompress)
+		if err = ierr; err == nil {
+			_, err = io.Copy(stdin, src)
+			done()
+		}
+		stdin.Close()
+	})
+	if startErr != nil { // no shell, no process, no memory
+		return &localError{msg: fmt.Sprintf("cannot start the command %q: %v", s.command, startErr), err: startErr}
 	}
-	src, done, err := input(f, s.decompress)
-	if err == nil {
-		_, err = io.Copy(stdin, src)
-		done()
-	}
-	stdin.Close()
-	waitErr := cmd.Wait()
 	var exitErr *exec.ExitError
 	switch {
 	case errors.As(waitErr, &exitErr) && (exitErr.ExitCode() == 126 || exitErr.ExitCode() == 127):
