@@ -75,6 +75,7 @@ func report(err error, interrupted bool) int {
 		return exitOK
 	}
 	code := exitError
+	err = inCLIWords(err)
 	var said interruptedError
 	switch {
 	case errors.As(err, &said):

@@ -125,15 +125,15 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		member, _ = os.Hostname() // as the library names it
 	}
 	var s sink
-	var dir *dirSink
+	var dir *filecast.DirHandler
 	switch {
 	case o.dir != "":
-		d, err := newDirSink(o.dir, member, o.decompress, stderr)
+		d, err := newDirHandler(o.dir, member, o.decompress, stderr)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
-		s, dir = d, d
+		s, dir = dirSink{d}, d
 	case o.exec != "":
 		s = &execSink{command: o.exec, channel: channel, group: o.group, decompress: o.decompress, stdout: stdout, stderr: stderr}
 	default:
@@ -146,10 +146,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	}
 	defer c.Close()
 	if dir != nil {
-		dir.removeLeftovers(func(id string) bool {
-			awaits, err := c.Awaits(ctx, channel, o.group, id)
-			return err == nil && !awaits
-		}, stderr)
+		removeLeftovers(ctx, c, dir, channel, o.group, stderr)
 	}
 
 	out := stdout
