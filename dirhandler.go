@@ -68,7 +68,7 @@ func NewDirHandler(dir string, opt DirOptions) (*DirHandler, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err // the path is said already
 		}
-		return usage(fmt.Errorf("%s the target directory %s: %w", what, dir, err))
+		return usage(fmt.Errorf("cannot %s the target directory %s: %w", what, dir, err))
 	}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
