@@ -2,12 +2,20 @@
 # machine with Go: redis-server is installed when missing.
 GO ?= go
 
-.PHONY: all build demo test vet fuzz bench chaos clean
+.PHONY: all build docs demo test vet fuzz bench chaos clean
 
 all: build
 
+## build: bin/filecast, stamped with VERSION (filecast --version)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS = -X main.version=$(VERSION)
 build:
-	$(GO) build -o bin/filecast ./cmd/filecast
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/filecast ./cmd/filecast
+
+## docs: the command reference in docs/cli (committed; a test fails when it is stale)
+## and the man pages in bin/man/man1, both from the commands' --help
+docs:
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/filecast docs --markdown docs/cli --man bin/man/man1
 
 ## demo: the book's job — logs to three receiver groups on a private Redis
 demo:

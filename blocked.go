@@ -55,6 +55,7 @@ type blockage struct {
 // the next try. It returns false if fctx ended meanwhile.
 func (r *receiver) block(fctx context.Context, a store.Announce, info FileInfo, err error, b **blockage) bool {
 	if *b == nil {
+		r.c.stats.local.Add(1)
 		r.mu.Lock()
 		r.blockedN++
 		r.mu.Unlock()
@@ -129,6 +130,7 @@ func (r *receiver) waitUnblocked(ctx context.Context) error {
 // failFast is the error Receive stops with at a local fault
 // (ReceiveOptions.FailFast).
 func (r *receiver) failFast(info FileInfo, err error) error {
+	r.c.stats.local.Add(1)
 	if errors.Is(err, ErrLocal) {
 		return &Error{Op: "receive", Channel: info.Channel, Name: info.Name, ID: info.ID, Err: err}
 	}

@@ -31,6 +31,9 @@ type Client struct {
 	abandoned map[string]bool        // tokens of this process's calls that returned
 	budgets   map[string]budgetCache // channel key base -> its budget, as last read
 	listed    map[string]bool        // channels this client added to the channel list
+
+	transfers transfers // files in flight, for Transfers
+	stats     *counters // see Stats
 }
 
 // register adds ch to the list of channels (for status), once per client.
@@ -100,7 +103,8 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 		return nil, err
 	}
 	log := opt.Logger
-	st, err := store.Dial(ctx, store.Config{URL: opt.URL, RetryFor: opt.RetryFor,
+	stats := new(counters)
+	st, err := store.Dial(ctx, store.Config{URL: opt.URL, RetryFor: opt.RetryFor, RoundTrip: stats.rtt.observe,
 		CAFile: opt.CAFile, CertFile: opt.CertFile, KeyFile: opt.KeyFile, Password: opt.Password,
 		Replicas: opt.Replicas, ReadReplicas: opt.ReadReplicas,
 		OnConnection: func(lost bool, err error, down time.Duration) {
@@ -136,7 +140,7 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 		host = "localhost"
 	}
 	return &Client{st: st, opt: opt, log: opt.Logger, host: host,
-		pid: strconv.Itoa(os.Getpid()), abandoned: make(map[string]bool)}, nil
+		pid: strconv.Itoa(os.Getpid()), abandoned: make(map[string]bool), stats: stats}, nil
 }
 
 // Close releases the connections. It does not wait for calls in progress;

@@ -141,6 +141,11 @@ func (fl *follower) send(g *generation) ([]read, error) {
 	u := &upload{c: c, ch: fl.ch, name: g.name, pool: chunk.NewPool(c.opt.ChunkSize, c.opt.ReadAhead+2), hash: chunk.NewHasher(),
 		opt: SendOptions{Flush: fl.opt.Flush, OnWait: fl.opt.OnWait}}
 	u.started(res.ID, &rec)
+	tr := c.transfers.start(fl.ch.Keys().Channel(), g.name, false, -1)
+	tr.setID(res.ID)
+	defer tr.end()
+	u.opt.Progress = tr.progress(nil)
+	defer inFlight(&c.stats.sending)()
 	info := FileInfo{Channel: fl.ch.Keys().Channel(), ID: res.ID, Name: g.name, Mode: rec.Mode, ModTime: rec.ModTime, Size: -1, Entry: res.Entry}
 	record := func(size int64, digest wire.Digest, copy fileID, whole bool) *store.Record {
 		return &store.Record{Batch: fl.opt.Name, TTL: FollowTTL, Sent: wire.Sent{Size: size, ModTime: rec.ModTime, Mode: rec.Mode,
@@ -171,6 +176,7 @@ func (fl *follower) send(g *generation) ([]read, error) {
 				Err: errors.New("its file changed or vanished while the follower was down; completed with what had been sent")})
 			return []read{{g.id, false}}, nil
 		}
+		tr.resumedAt(u.committed)
 		fl.event(FollowEvent{Op: FollowResumed, Path: g.path, File: info, Offset: t.off})
 	} else {
 		t = newTail(tctx, c.log, g.path, g.f, g.id, g.start, fl.opt.Linger, time.Second)
@@ -189,6 +195,7 @@ func (fl *follower) send(g *generation) ([]read, error) {
 	if _, err := fl.ch.Complete(ctx, u.id, u.size, u.hash.Sum(), record(u.size, u.hash.Sum(), copy, whole)); err != nil {
 		return nil, err
 	}
+	c.stats.filesSent.Add(1)
 	info.Size, info.Digest = u.size, u.hash.Sum().String()
 	fl.event(FollowEvent{Op: FollowCompleted, Path: g.path, File: info, Reason: t.why})
 	reads := []read{{g.id, whole}}

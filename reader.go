@@ -53,12 +53,15 @@ type File struct {
 	hash    *chunk.Hasher
 	n       int64
 	err     error
+	closed  bool // Close has run: Stats counts how each reader ended once
 
 	// Progress reporting, for a group receiving a file larger than the budget.
 	group         string
 	member, entry string
 	rep           *reporter // nil outside a group
 	syncer        interface{ Sync() error }
+
+	t *transfer // the file in flight, for Client.Transfers; nil if opened outside Receive
 }
 
 type fetched struct {
@@ -190,6 +193,9 @@ func (f *File) ResumeFrom(partial io.Reader) (int64, error) {
 	if f.rep != nil {
 		f.rep.consume(f.next - 1)
 	}
+	if f.t != nil {
+		f.t.resumedAt(f.n)
+	}
 	return f.n, nil
 }
 
@@ -235,6 +241,10 @@ func (f *File) Lines() iter.Seq2[[]byte, error] { return Lines(f) }
 
 // Close stops fetching and waits for the fetching goroutines.
 func (f *File) Close() error {
+	if !f.closed {
+		f.closed = true
+		f.c.stats.readEnded(f.err)
+	}
 	f.cancel(nil)
 	if f.started {
 		for range f.queue { // unblock the fetcher, drop what it fetched
@@ -303,12 +313,16 @@ func (f *File) advance() {
 	case wire.ChunkEntry:
 		f.hash.Write(x.data)
 		f.n += int64(len(x.data))
+		if f.t != nil {
+			f.t.done.Store(f.n)
+		}
 		if x.e.HasPrefix && f.hash.Sum() != x.e.Prefix {
 			f.bufs.Put(x.data)
 			f.err = fmt.Errorf("%w: %s up to the end of chunk %d (%d bytes) does not match its digest", ErrCorrupt, f.Name, x.e.Seq, f.n)
 			return
 		}
 		f.cur, f.curBuf, f.curSeq = x.data, x.data, x.e.Seq
+		f.c.stats.bytesRead.Add(int64(len(x.data)))
 	case wire.EOFEntry:
 		switch {
 		case f.n != x.e.Size:
@@ -317,6 +331,9 @@ func (f *File) advance() {
 			f.err = fmt.Errorf("%w: %s whole-file digest %s, want %s", ErrCorrupt, f.Name, f.hash.Sum(), x.e.Digest)
 		default:
 			f.Size, f.Digest = f.n, x.e.Digest.String()
+			if f.t != nil {
+				f.t.size.Store(f.n)
+			}
 			f.err = io.EOF
 		}
 	case wire.AbortEntry:

@@ -419,6 +419,7 @@ func (r *receiver) file(ctx, fctx context.Context, a store.Announce, rec *wire.F
 	var err error
 	var blocked *blockage
 	defer r.unblock(a, &blocked)
+	defer inFlight(&r.c.stats.receiving)()
 	for res.Attempts = 1; ; res.Attempts++ {
 		err = r.attempt(fctx, a, rec, &res.File)
 		rec = nil // a retry reads it again
@@ -488,6 +489,9 @@ func (r *receiver) attempt(ctx context.Context, a store.Announce, rec *wire.File
 	}
 	defer f.Close()
 	f.member, f.entry = r.opt.Member, a.Entry
+	f.t = r.c.transfers.start(f.Channel, f.Name, true, f.Size)
+	f.t.setID(a.ID)
+	defer f.t.end()
 	*info = f.FileInfo
 	if err := r.h(ctx, f); err != nil {
 		return err
@@ -542,6 +546,7 @@ func (r *receiver) count(err error) {
 }
 
 func (r *receiver) report(res Result) {
+	r.c.stats.result(res)
 	if r.opt.OnResult != nil {
 		r.opt.OnResult(res)
 	}

@@ -46,6 +46,7 @@ func (u *upload) waiting(ctx context.Context, w *budgetWait) {
 	now := time.Now()
 	if w.since.IsZero() {
 		w.since, w.swept = now, now
+		u.c.stats.waitBegan()
 	}
 	if now.Sub(w.swept) >= sweepEvery {
 		w.swept = now

@@ -163,6 +163,7 @@ func (c *Client) Send(ctx context.Context, channel string, r io.Reader, meta Met
 // publish it.
 func (c *Client) sendWrapped(ctx context.Context, channel string, r io.Reader, meta Meta, opt SendOptions, skipSame bool) (*FileInfo, error) {
 	info, err := c.send(ctx, channel, r, meta, opt, skipSame)
+	c.stats.sent(info, err)
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		err = &Error{Op: "send", Channel: channel, Name: meta.Name, Err: err}
 	}
@@ -203,9 +204,13 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	}
 	token := c.token()
 	defer c.abandon(token)
+	defer inFlight(&c.stats.sending)()
 	rec := wire.File{Kind: wire.KindFile, Name: meta.Name, Mode: meta.Mode, ModTime: meta.ModTime,
 		ChunkSize: c.opt.ChunkSize, Sender: token, Live: file == nil}
 	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
+	t := c.transfers.start(channel, meta.Name, false, sizeOf(st))
+	defer t.end()
+	opt.Progress = t.progress(opt.Progress)
 
 	if record != nil { // see putSmall
 		done, err := c.putSmall(ctx, ch, file, st, &rec, record, info, opt, skipSame)
@@ -223,6 +228,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 			return nil, err
 		}
 		u.started(res.ID, &rec)
+		t.setID(res.ID)
 		info.ID, info.Entry = res.ID, res.Entry
 		if res.Status == store.BeginNew {
 			break
@@ -233,6 +239,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 		}
 		if differs == "" {
 			info.Resumed, info.ResumedBytes = true, u.committed
+			t.resumedAt(u.committed)
 			break
 		}
 		c.log.Info("the input differs from the interrupted upload; aborting it", "id", u.id, "why", differs)

@@ -38,6 +38,11 @@ type SendFilesOptions struct {
 	// sent, in the step that ends the batch (EndBatch with eof), for
 	// receivers with ReceiveOptions.UntilEOF.
 	EOF bool
+	// OnStart, if set, is told how many files the run will send and how
+	// many bytes they hold (-1 if Stdin is among them), once every source
+	// was checked and before anything is sent, on the goroutine that
+	// called SendFiles.
+	OnStart func(files int, size int64)
 	// OnFile, if set, is called after each file was sent or skipped (an
 	// interrupted run of the batch had sent it unchanged), on the goroutine
 	// that called SendFiles.
@@ -120,6 +125,9 @@ func (c *Client) SendFiles(ctx context.Context, channel string, sources []string
 	items, err := expandSources(sources, opt.Stdin != nil, opt.StdinName)
 	if err != nil {
 		return nil, fail(err)
+	}
+	if opt.OnStart != nil {
+		opt.OnStart(len(items), sizeOfItems(items))
 	}
 	if opt.MaxBytes > 0 {
 		if err := c.SetBudget(ctx, channel, opt.MaxBytes); err != nil {
@@ -257,6 +265,20 @@ func expand(path string) ([]sendItem, error) {
 		return nil
 	})
 	return items, err
+}
+
+// sizeOfItems returns how many bytes items hold, or -1 if that is not known
+// (stdin).
+func sizeOfItems(items []sendItem) int64 {
+	var n int64
+	for _, it := range items {
+		st, err := os.Stat(it.path)
+		if it.path == "-" || err != nil {
+			return -1
+		}
+		n += st.Size()
+	}
+	return n
 }
 
 // unfinishedFirst moves the files whose upload was interrupted (a send

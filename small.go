@@ -52,6 +52,7 @@ func (c *Client) putSmall(ctx context.Context, ch store.Channel, f *os.File, st 
 		switch res.Status {
 		case store.BeginNew:
 			info.ID, info.Entry, info.Size, info.Digest = res.ID, res.Entry, int64(n), d.String()
+			c.stats.bytesSent.Add(int64(n))
 			if opt.Progress != nil && n > 0 {
 				opt.Progress(int64(n))
 			}

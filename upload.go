@@ -161,6 +161,7 @@ func (u *upload) completeAsSent(ctx context.Context, record func(size int64, dig
 	if _, err := u.ch.Complete(ctx, u.id, size, digest, rec); err != nil {
 		return 0, wire.Digest{}, err
 	}
+	u.c.stats.filesSent.Add(1)
 	return size, digest, nil
 }
 
@@ -243,6 +244,7 @@ var errDone = errors.New("upload done")
 func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stored, queue chan<- *stored) error {
 	defer close(queue)
 	var waiting budgetWait
+	defer func() { u.c.stats.waitEnded(waiting.since) }()
 	var batch []*stored
 	refs := make([]store.ChunkRef, 0, u.c.opt.ReadAhead)
 	open := true
@@ -298,6 +300,7 @@ func (u *upload) store(ctx context.Context, g *errgroup.Group, read <-chan *stor
 		}
 		batch = append(batch[:0], batch[granted:]...)
 		if len(batch) == 0 {
+			u.c.stats.waitEnded(waiting.since)
 			waiting = budgetWait{}
 			continue
 		}
@@ -370,6 +373,7 @@ func (u *upload) commit(ctx context.Context, queue <-chan *stored) error {
 		}
 		for _, s := range batch {
 			u.committed += int64(s.ref.Len)
+			u.c.stats.bytesSent.Add(int64(s.ref.Len))
 			u.pool.Put(s.buf)
 		}
 		if u.opt.Progress != nil {

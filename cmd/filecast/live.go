@@ -42,14 +42,28 @@ func stopped(ctx context.Context, err error, what string) error {
 }
 
 func runFollow(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, maxBytes, err := liveClient(ctx, g, o, channel)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	pv := startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, 0, -1)
+	defer pv.Stop()
+	stderr = pv.Writer()
+	g.logs.set(stderr)
+	defer g.logs.set(nil)
+	metrics.Serve(c)
 	enc := json.NewEncoder(stdout)
 	opt := filecast.FollowOptions{Name: o.batch, FromStart: o.fromStart, Flush: o.flush, Linger: o.linger, Poll: o.poll,
 		Exclude: o.exclude, MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.FollowEvent) {
+			if e.Op == filecast.FollowCompleted {
+				pv.done(e.File.Size, e.File.Size)
+			}
 			if o.json {
 				enc.Encode(followJSON(channel, e))
 				return
@@ -119,14 +133,28 @@ func printFollow(w io.Writer, e filecast.FollowEvent, verbose bool) {
 }
 
 func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir string, stdout, stderr io.Writer) error {
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, maxBytes, err := liveClient(ctx, g, o, channel)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	pv := startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, 0, -1)
+	defer pv.Stop()
+	stderr = pv.Writer()
+	g.logs.set(stderr)
+	defer g.logs.set(nil)
+	metrics.Serve(c)
 	enc := json.NewEncoder(stdout)
 	opt := filecast.WatchOptions{Name: o.batch, Settle: o.settle, Exclude: o.exclude, RemoveSent: o.removeSent, Poll: o.poll,
 		MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.WatchEvent) {
+			if e.Op == filecast.WatchSent {
+				pv.done(e.File.Size, e.File.Size)
+			}
 			if o.json {
 				enc.Encode(watchJSON(channel, e))
 				return

@@ -12,7 +12,10 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 
 	"github.com/filecast/filecast"
 )
@@ -31,7 +34,8 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
-	err := newRoot().ExecuteContext(ctx)
+	cmd, err := newRoot().ExecuteContextC(ctx)
+	err = unknownCommand(cmd, err)
 	stopProfile()
 	interrupted := ctx.Err() != nil
 	stop()
@@ -94,6 +98,27 @@ func report(err error, interrupted bool) int {
 	}
 	fmt.Fprintf(os.Stderr, "filecast: %v\n", err)
 	return code
+}
+
+// unknownCommand turns cobra's error for a command that does not exist
+// ("filecast sned"), which only a command that runs nothing itself can
+// return, into a one-line usage error (exit 2) with cobra's suggestions.
+func unknownCommand(cmd *cobra.Command, err error) error {
+	if err == nil || cmd == nil || cmd.Runnable() || errors.As(err, new(usageError)) {
+		return err
+	}
+	// "unknown command \"sned\" for \"filecast\"\n\nDid you mean this?\n\tsend\n"
+	msg, more, _ := strings.Cut(err.Error(), "\n")
+	var suggestions []string
+	for _, l := range strings.Split(more, "\n") {
+		if strings.HasPrefix(l, "\t") {
+			suggestions = append(suggestions, strings.TrimSpace(l))
+		}
+	}
+	if len(suggestions) > 0 {
+		msg += "; did you mean " + strings.Join(suggestions, " or ") + "?"
+	}
+	return usagef("%s (see %s --help)", msg, cmd.CommandPath())
 }
 
 // interruptedError is an interruption (exit 130) whose outcome the command

@@ -26,6 +26,8 @@ type recvOptions struct {
 	retries       int
 	json          bool
 	failFast      bool
+	progress      progressFlags
+	metricsAddr   string
 }
 
 func newRecv(g *globals) *cobra.Command {
@@ -97,7 +99,9 @@ Outputs (choose one):
 	f.IntVar(&o.concurrency, "concurrency", 1, "files handled at once; raise it for many small files (--dir: each costs a create, two fsyncs and a rename)")
 	f.IntVar(&o.retries, "retries", 2, "more attempts on a file whose handling failed before it is recorded as failed")
 	f.BoolVar(&o.failFast, "fail-fast", false, "exit with code 5 when the receiver's own side fails (disk full, target unwritable, command missing) instead of waiting for it to clear")
+	o.progress.add(f)
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file outcome (on stdout; on stderr with --stdout)")
+	addMetricsFlag(cmd, &o.metricsAddr)
 	return cmd
 }
 
@@ -116,6 +120,9 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	}
 	if o.concurrency < 1 {
 		return usagef("--concurrency must be at least 1")
+	}
+	if o.progress.every <= 0 {
+		return usagef("--progress-interval must be positive")
 	}
 	if o.retries < 0 {
 		return usagef("--retries must not be negative")
@@ -140,11 +147,17 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		s = &stdoutSink{w: stdout, decompress: o.decompress}
 		o.concurrency = 1 // one file after another
 	}
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, err := g.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	metrics.Serve(c)
 	if dir != nil {
 		removeLeftovers(ctx, c, dir, channel, o.group, stderr)
 	}
@@ -153,6 +166,14 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	if o.stdout {
 		out = stderr
 	}
+	// Bars on stderr, unless the JSON or the files themselves go to the
+	// same terminal.
+	mode := o.progress.mode(stderr, (o.stdout && o.json) || (o.stdout && isTerminal(stdout)))
+	pv := startProgress(c, o.progress, mode, true, stderr, 0, -1)
+	defer pv.Stop()
+	stderr = pv.Writer()
+	g.logs.set(stderr)
+	defer g.logs.set(nil)
 	var mu sync.Mutex
 	enc := json.NewEncoder(out)
 	onResult := func(r filecast.Result) {
@@ -176,6 +197,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		case r.Err != nil:
 			fmt.Fprintf(stderr, "FAILED %s after %d attempt(s): %v\n", r.File.Name, r.Attempts, r.Err)
 		default:
+			pv.done(r.File.Size, r.File.Size)
 			fmt.Fprintf(stderr, "received %s  %s\n", r.File.Name, human(r.File.Size))
 		}
 	}

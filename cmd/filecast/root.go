@@ -28,6 +28,9 @@ type globals struct {
 	chunkSize     string
 	replicas      int
 	readReplicas  bool
+
+	// logs is where the log goes: stderr, or above the progress bars.
+	logs redirect
 }
 
 func newRoot() *cobra.Command {
@@ -58,6 +61,14 @@ need not appear in a command line; filecast never prints it.
 Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 4 Redis unreachable, refused the credentials or may evict data,
 5 the receiver's own side failed (recv --fail-fast), 130 interrupted.`,
+		Example: `  # on every receiving machine: keep a directory in sync with channel "configs"
+  filecast recv configs --group web-01 --dir /etc/app/incoming
+
+  # on the sending machine
+  filecast send configs ./configs
+
+  # what is in flight, which groups lag
+  filecast status configs`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -76,6 +87,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	f.BoolVar(&g.readReplicas, "read-replicas", false, "read chunks from replicas (a cluster's, or a Sentinel set's); the primary serves what they lack")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g), newRetry(g))
+	setVersion(root)
+	root.AddCommand(newDocs())
 	return root
 }
 
@@ -134,7 +147,7 @@ func (g *globals) logger() *slog.Logger {
 	case g.verbose == 1:
 		level = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(&g.logs, &slog.HandlerOptions{Level: level}))
 }
 
 // minArgs is cobra.MinimumNArgs with a usage error that says what is

@@ -36,6 +36,9 @@ type sendOptions struct {
 	settle        time.Duration
 	removeSent    bool
 
+	progress    progressFlags
+	metricsAddr string
+
 	// channel settings, applied when given
 	keepFailed, groupExpiry time.Duration
 	settings                filecast.Settings
@@ -145,6 +148,7 @@ files sent after they joined.`,
 	f.StringVar(&o.maxBytes, "max-bytes", "", "budget: most file data the channel may hold in Redis (default: keep the channel's, else 1GiB)")
 	f.DurationVar(&o.keepFailed, "keep-failed", 0, "channel setting: how long the files a group gave up on are kept for \"filecast retry\" (default 24h; 0: not kept)")
 	f.DurationVar(&o.groupExpiry, "group-expiry", 0, "channel setting: drop a group whose members have all been gone this long (0: never, the default)")
+	o.progress.add(f)
 	f.BoolVar(&o.json, "json", false, "print one JSON object per file on stdout (skipped ones too)")
 	f.BoolVar(&o.resend, "resend", false, "send again the files an interrupted run of this command had sent")
 	f.StringVar(&o.batch, "batch", "", "name this run, follower or watcher, so a rerun with the same name continues it (default: from the host name and the paths)")
@@ -156,6 +160,7 @@ files sent after they joined.`,
 	f.BoolVar(&o.watch, "watch", false, "send every file that appears in or changes below the directory DIR, once complete")
 	f.DurationVar(&o.settle, "settle", filecast.DefaultSettle, "--watch: how long a file must stay unchanged to count as complete")
 	f.BoolVar(&o.removeSent, "remove-sent", false, "--watch: delete each file once its upload is complete")
+	addMetricsFlag(cmd, &o.metricsAddr)
 	return cmd
 }
 
@@ -191,6 +196,9 @@ func checkSendModes(cmd *cobra.Command, o *sendOptions, paths []string) error {
 	if f := changed("poll", "exclude"); f != "" && !o.follow && !o.watch {
 		return usagef("%s goes with --follow or --watch", f)
 	}
+	if o.progress.every <= 0 {
+		return usagef("--progress-interval must be positive")
+	}
 	if o.flush <= 0 || o.linger < 0 || o.poll < 0 || o.settle <= 0 || o.keepFailed < 0 || o.groupExpiry < 0 {
 		return usagef("--flush and --settle must be positive; --linger, --poll, --keep-failed and --group-expiry not negative")
 	}
@@ -220,11 +228,17 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	} else if o.name != "" {
 		return usagef("--name applies only to stdin (\"-\")")
 	}
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	c, err := g.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	metrics.Serve(c)
 	if err := configure(ctx, c, channel, o); err != nil {
 		return err
 	}
@@ -232,11 +246,24 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	opt.OnSameName = func(s filecast.SameName) {
 		fmt.Fprintf(stderr, "warning: %s and %s are both sent as %s; a --dir receiver keeps only the last\n", s.First, s.Path, s.Name)
 	}
+	var pv *progress
+	defer func() {
+		if pv != nil {
+			pv.Stop()
+			g.logs.set(nil)
+		}
+	}()
+	opt.OnStart = func(files int, size int64) {
+		pv = startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, files, size)
+		stderr = pv.Writer()
+		g.logs.set(stderr)
+	}
 	var stdinSent atomic.Int64 // what the file being sent committed, for an aborted stdin
 	opt.Progress = func(n int64) { stdinSent.Store(n) }
 	enc := json.NewEncoder(stdout)
 	opt.OnFile = func(f filecast.SentFile) {
 		stdinSent.Store(0)
+		pv.done(f.Size, f.Moved())
 		switch {
 		case o.json:
 			enc.Encode(map[string]any{"channel": channel, "id": f.ID, "name": f.Name, "size": f.Size,

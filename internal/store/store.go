@@ -85,6 +85,10 @@ type Config struct {
 	// again (not lost, with how long it was down). It is called from the
 	// goroutine of the operation, once per change.
 	OnConnection func(lost bool, err error, down time.Duration)
+	// RoundTrip, if set, is told how long each command on the control
+	// connection took to be answered (see timed for which are left out).
+	// It is called from the goroutine of the command: it must be quick.
+	RoundTrip func(time.Duration)
 }
 
 // Client is a connection pool to one Redis server. It is safe for
@@ -156,6 +160,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		c, err := connect(ctx, opt, cfg.RetryFor, safe)
 		if err == nil {
 			c.onConn, c.replicas = cfg.OnConnection, cfg.Replicas
+			if cfg.RoundTrip != nil {
+				c.rc = timed{Client: c.rc, observe: cfg.RoundTrip}
+			}
 			if cfg.ReadReplicas {
 				if err := c.readReplicas(opt); err != nil {
 					c.Close()
