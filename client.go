@@ -114,7 +114,10 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 				log.Warn(fmt.Sprintf("the connection to %s is back after %v", store.Redact(opt.URL), down.Round(time.Millisecond)))
 			}
 		}})
-	if errors.Is(err, store.ErrBadURL) || errors.Is(err, store.ErrBadConfig) {
+	if errors.Is(err, store.ErrBadURL) {
+		return nil, usage(err) // "invalid redis URL …" says what is invalid
+	}
+	if errors.Is(err, store.ErrBadConfig) {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if err != nil {
@@ -128,7 +131,7 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 		}
 		if strings.HasPrefix(policy, "allkeys-") {
 			st.Close()
-			return nil, fmt.Errorf("%w: %s has maxmemory-policy %s, which can silently drop file data; set it to noeviction (CONFIG SET maxmemory-policy noeviction) or pass --allow-eviction",
+			return nil, fmt.Errorf("%w: %s has maxmemory-policy %s, which can silently drop file data; set it to noeviction (CONFIG SET maxmemory-policy noeviction) or set Options.AllowEviction",
 				ErrEviction, st.Addr(), policy)
 		}
 	}
@@ -153,6 +156,29 @@ func (c *Client) channel(name string) (store.Channel, error) {
 		return store.Channel{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	return c.st.Channel(c.opt.Prefix, name), nil
+}
+
+// CheckChannel returns an error wrapping ErrUsage if name cannot name a
+// channel, group, member or batch (what says which, for the message): it
+// must be 1 to 200 bytes of UTF-8 without spaces, control characters or
+// any of {}:*?[]. Calls that take such names check them themselves; this
+// lets a program refuse a name before it does anything else.
+func CheckChannel(what, name string) error {
+	if err := wire.CheckChannel(what, name); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return nil
+}
+
+// CheckName returns an error wrapping ErrUsage if name cannot name a file
+// (Meta.Name): it must be a relative, slash-separated path of valid UTF-8
+// without "." or ".." components, empty components, backslashes or control
+// characters.
+func CheckName(name string) error {
+	if err := wire.CheckName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return nil
 }
 
 // Join makes group a receiver of channel: from now on it gets every file

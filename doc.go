@@ -3,7 +3,8 @@
 //
 // # Model
 //
-// A sender publishes files to a channel (Client.Send, Client.SendFile). A
+// A sender publishes files to a channel (Client.Send, Client.SendFile, or
+// Client.SendFiles for files and directories as one resumable batch). A
 // file is announced before its first chunk is stored, and its chunks
 // (Options.ChunkSize each) are appended to it as they are read, so a
 // receiver reads the first byte within milliseconds of the sender starting.
@@ -12,7 +13,8 @@
 // joined a channel gets every file published after it joined, even while
 // none of its members runs; the members of one group share the files, each
 // file going to one member (Client.Receive). A Handler gets each file as a
-// *File, an io.Reader that follows the upload.
+// *File, an io.Reader that follows the upload; DirHandler writes each file
+// under a directory, durably and resumably.
 //
 // # Guarantees
 //

@@ -17,7 +17,7 @@ var (
 	// ErrGone: the file's data is no longer in Redis (released, or the
 	// server lost its data).
 	ErrGone = store.ErrGone
-	// ErrAborted: the sender gave up the upload (filecast clean, or its
+	// ErrAborted: the upload was given up (Client.Abort, or its
 	// source changed before it could resume).
 	ErrAborted = errors.New("upload aborted")
 	// ErrLost: a work-sharing member's claim on a file expired and another
@@ -46,6 +46,11 @@ var (
 	ErrFull = store.ErrFull
 	// ErrUsage: an argument or option is invalid.
 	ErrUsage = errors.New("invalid usage")
+	// ErrGroupDropped: the receiver group no longer exists on the channel:
+	// it was dropped (Client.DropGroup, Settings.GroupExpiry) or the server
+	// lost its data. Receiving again joins the group anew; files sent
+	// before that are not delivered to it.
+	ErrGroupDropped = errors.New("receiver group dropped")
 	// ErrFailed: a handler kept failing on a file and it was given up.
 	ErrFailed = errors.New("file failed")
 	// ErrLocal: a handler failed on the receiver's own side, not because of
@@ -78,6 +83,15 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// usage marks err as ErrUsage without repeating "invalid usage" in its
+// text: for messages that already say what is invalid.
+func usage(err error) error { return &usageError{err} }
+
+type usageError struct{ err error }
+
+func (e *usageError) Error() string   { return e.err.Error() }
+func (e *usageError) Unwrap() []error { return []error{ErrUsage, e.err} }
 
 // corrupt wraps a wire decoding error as ErrCorrupt.
 func corrupt(err error) error {

@@ -231,6 +231,9 @@ func TestAbortOnCancel(t *testing.T) {
 	}, filecast.ReceiveOptions{Group: "g", UntilEOF: true, OnResult: func(r filecast.Result) { results = append(results, r) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
+	// Send abandons its read blocked in pr (chunk.NewLive), as a program's
+	// would be on stdin; closing the pipe ends it, for the leak check.
+	defer pw.Close()
 	sent := make(chan error, 1)
 	go func() {
 		_, err := c.Send(ctx, "a", pr, filecast.Meta{Name: "stdin"}, filecast.SendOptions{Flush: time.Millisecond, AbortOnCancel: true})

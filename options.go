@@ -98,21 +98,21 @@ func (o Options) withDefaults() Options {
 func (o Options) validate() error {
 	var errs []error
 	if o.ChunkSize < 1024 || o.ChunkSize > wire.MaxChunkSize {
-		errs = append(errs, fmt.Errorf("ChunkSize %d: must be between 1 KiB and %d MiB", o.ChunkSize, wire.MaxChunkSize>>20))
+		errs = append(errs, fmt.Errorf("Options.ChunkSize %d: must be between 1 KiB and %d MiB", o.ChunkSize, wire.MaxChunkSize>>20))
 	}
 	if o.ReadAhead < 1 || o.ReadAhead > 256 {
-		errs = append(errs, fmt.Errorf("ReadAhead %d: must be between 1 and 256", o.ReadAhead))
+		errs = append(errs, fmt.Errorf("Options.ReadAhead %d: must be between 1 and 256", o.ReadAhead))
 	}
 	if o.Lease < time.Second {
-		errs = append(errs, fmt.Errorf("Lease %v: must be at least 1s", o.Lease))
+		errs = append(errs, fmt.Errorf("Options.Lease %v: must be at least 1s", o.Lease))
 	}
 	if o.RetryFor < 0 {
-		errs = append(errs, fmt.Errorf("RetryFor %v: must not be negative", o.RetryFor))
+		errs = append(errs, fmt.Errorf("Options.RetryFor %v: must not be negative", o.RetryFor))
 	}
 	if o.Replicas < 0 || o.Replicas > 100 {
-		errs = append(errs, fmt.Errorf("Replicas %d: must be between 0 and 100", o.Replicas))
+		errs = append(errs, fmt.Errorf("Options.Replicas %d: must be between 0 and 100", o.Replicas))
 	}
-	if err := wire.CheckChannel("prefix", o.Prefix); err != nil {
+	if err := wire.CheckChannel("Options.Prefix", o.Prefix); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -141,9 +141,12 @@ type SendOptions struct {
 	// learn at once that it will not complete, instead of leaving it for a
 	// later Send of the same bytes to resume.
 	AbortOnCancel bool
-	// Progress, if set, is called after each batch of chunks is committed,
-	// with the bytes committed so far, on a goroutine of Send's (never two
-	// calls at once).
+	// Progress, if set, is called each time chunks are committed, with the
+	// bytes of the file committed so far (a resumed upload starts from what
+	// was stored before). It runs on the goroutine that commits: one of
+	// Send's own, or the caller's for a small file of a batch published in
+	// one call; never two calls at once, none after Send returned. It must
+	// not block: the next commit waits for it.
 	Progress func(committed int64)
 	// OnWait, if set, is told why Send waits when the channel's budget has
 	// been full for a few seconds, and again every half minute: which

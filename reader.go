@@ -386,7 +386,7 @@ func (f *File) fetch() {
 			}
 			if silent := time.Since(rec.Heartbeat); silent > f.c.opt.Lease && !warned {
 				warned = true
-				f.c.log.Warn("sender has gone silent; waiting for it to resume (or run filecast clean)",
+				f.c.log.Warn("sender has gone silent; waiting for it to resume (or for the upload to be aborted: Client.Abort, Client.AbortStale)",
 					"channel", f.Channel, "file", f.Name, "silent", silent.Round(time.Second))
 			}
 			continue

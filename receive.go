@@ -44,7 +44,8 @@ type Joined struct {
 // had not passed when Receive started: then it returns nil, or an error wrapping ErrCorrupt if any file this member
 // handled failed its integrity check, or ErrFailed if any was given up. It
 // returns early on errors that affect every file: ErrUnavailable, ErrAuth,
-// ErrBusy (the member name is in use), or the group being dropped.
+// ErrBusy (the member name is in use), or ErrGroupDropped (the group was
+// dropped while it received).
 func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt ReceiveOptions) error {
 	ch, err := c.channel(channel)
 	if err != nil {

@@ -57,7 +57,7 @@ func (r *receiver) claimMember(ctx context.Context, renew bool) error {
 		_, _, err = r.ch.ClaimMember(ctx, r.opt.Group, r.opt.Member, r.token, r.c.opt.Lease, true)
 		return err
 	}
-	return fmt.Errorf("%w: member %q of group %q is already receiving (%s); give each member its own --member name",
+	return fmt.Errorf("%w: member %q of group %q is already receiving (%s); give each member its own name (ReceiveOptions.Member)",
 		ErrBusy, r.opt.Member, r.opt.Group, holder)
 }
 
@@ -141,9 +141,9 @@ func (r *receiver) run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if errors.Is(err, store.ErrNoGroup) {
-			return fmt.Errorf("group %q no longer exists on channel %q: it was dropped, or the server lost its data "+
-				"(restarted without persistence?); run the receiver again to join anew (files sent before that are not delivered to it): %w",
-				r.opt.Group, r.ch.Keys().Channel(), err)
+			return fmt.Errorf("%w: group %q no longer exists on channel %q: it was dropped, or the server lost its data "+
+				"(restarted without persistence?); receive again to join anew (files sent before that are not delivered to it): %w",
+				ErrGroupDropped, r.opt.Group, r.ch.Keys().Channel(), err)
 		}
 		return err
 	}

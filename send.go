@@ -33,8 +33,11 @@ type FileInfo struct {
 	ModTime time.Time
 	Digest  string // XXH3-128 of the content, hex; empty until known
 	Resumed bool   // Send: an interrupted upload of the same name was continued
-	Skipped bool   // SendFile: the batch had already sent this file unchanged (SendOptions.Batch)
-	Entry   string // the announcing entry in the files stream
+	// ResumedBytes is, with Resumed, how many bytes the interrupted upload
+	// had stored: this Send checked them and did not send them again.
+	ResumedBytes int64
+	Skipped      bool   // SendFile: the batch had already sent this file unchanged (SendOptions.Batch)
+	Entry        string // the announcing entry in the files stream
 }
 
 // SendFile sends the file at path under name (the base name if empty),
@@ -235,7 +238,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 			return nil, err
 		}
 		if differs == "" {
-			info.Resumed = true
+			info.Resumed, info.ResumedBytes = true, u.committed
 			t.resumedAt(u.committed)
 			break
 		}
@@ -319,8 +322,8 @@ func (c *Client) openLive(ctx context.Context, ch store.Channel, maxBytes int64)
 }
 
 func noGroups(ch store.Channel) error {
-	return fmt.Errorf("%w %s: start a receiver first (filecast recv %s --group NAME); groups get only files sent after they join",
-		ErrNoGroups, ch.Keys().Channel(), ch.Keys().Channel())
+	return fmt.Errorf("%w %s: start a receiver first (Client.Receive), or join a group (Client.Join); groups get only files sent after they join",
+		ErrNoGroups, ch.Keys().Channel())
 }
 
 // begin announces rec, taking over the upload of a dead sender on this host.

@@ -38,8 +38,8 @@ func TestTLSWithCustomCA(t *testing.T) {
 
 	// The test CA is not one the system trusts.
 	_, err := filecast.New(ctx, filecast.Options{URL: srv.TLSURL()})
-	if !errors.Is(err, filecast.ErrUnavailable) || !strings.Contains(err.Error(), "--ca-file") {
-		t.Fatalf("New without the CA = %v, want ErrUnavailable pointing to --ca-file", err)
+	if !errors.Is(err, filecast.ErrUnavailable) || !strings.Contains(err.Error(), "Options.CAFile") {
+		t.Fatalf("New without the CA = %v, want ErrUnavailable pointing to Options.CAFile", err)
 	}
 	c, err := filecast.New(ctx, filecast.Options{URL: srv.TLSURL(), CAFile: files.CA})
 	if err != nil {
@@ -55,8 +55,8 @@ func TestTLSClientCertificate(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := filecast.New(ctx, filecast.Options{URL: srv.TLSURL(), CAFile: files.CA})
-	if !errors.Is(err, filecast.ErrUnavailable) || !strings.Contains(err.Error(), "--cert-file") {
-		t.Fatalf("New without a client certificate = %v, want ErrUnavailable pointing to --cert-file", err)
+	if !errors.Is(err, filecast.ErrUnavailable) || !strings.Contains(err.Error(), "Options.CertFile") {
+		t.Fatalf("New without a client certificate = %v, want ErrUnavailable pointing to Options.CertFile", err)
 	}
 	c, err := filecast.New(ctx, filecast.Options{URL: srv.TLSURL(), CAFile: files.CA, CertFile: files.ClientCert, KeyFile: files.ClientKey})
 	if err != nil {

@@ -172,7 +172,7 @@ func (u *upload) abortCancelled(ctx context.Context, name string) error {
 	defer cancel()
 	reason := fmt.Sprintf("the sender was interrupted after %d bytes, and its input cannot be read again", u.committed)
 	if err := u.ch.Abort(actx, u.id, reason); err != nil {
-		return fmt.Errorf("%w (and aborting the upload failed: %w; filecast clean aborts it)", ctx.Err(), err)
+		return fmt.Errorf("%w (and aborting the upload failed: %w; Client.Abort or Client.AbortStale aborts it)", ctx.Err(), err)
 	}
 	return fmt.Errorf("%w after %d bytes of %s: %w (its input cannot be read again)", ErrAborted, u.committed, name, ctx.Err())
 }

@@ -12,9 +12,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -342,6 +345,10 @@ func TestCLIBadInput(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f.txt")
 	writeFile(t, file, []byte("content\n"), 0o644)
+	emptyDir := filepath.Join(dir, "empty")
+	if err := os.MkdirAll(filepath.Join(emptyDir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	usage := []struct {
 		name string
@@ -363,15 +370,23 @@ func TestCLIBadInput(t *testing.T) {
 		{"status with two channels", []string{"status", "a", "b"}, []string{"at most 1"}},
 		{"clean without action", []string{"clean", "ch"}, []string{"--stale"}},
 		{"budget below one chunk", []string{"send", "ch", file, "--max-bytes", "1KiB"}, []string{"smaller than one chunk"}},
-		{"bad chunk size", []string{"send", "ch", file, "--chunk-size", "10"}, []string{"ChunkSize"}},
-		{"lease too short", []string{"status", "--lease", "100ms"}, []string{"Lease"}},
+		{"bad chunk size", []string{"send", "ch", file, "--chunk-size", "10"}, []string{"--chunk-size 10: must be between"}},
+		{"lease too short", []string{"status", "--lease", "100ms"}, []string{"--lease 100ms"}},
+		{"max-bytes zero", []string{"send", "ch", file, "--max-bytes", "0"}, []string{"--max-bytes 0", "must be positive"}},
+		{"nothing to send", []string{"send", "ch", emptyDir}, []string{"nothing to send", emptyDir}},
 		{"bad channel name", []string{"send", "a{b}", file}, []string{"channel name"}},
 		{"bad group name", []string{"recv", "ch", "--group", "a:b", "--stdout"}, []string{"group name"}},
 		{"bad concurrency", []string{"recv", "ch", "--group", "g", "--stdout", "--concurrency", "0"}, []string{"--concurrency"}},
 	}
 	for _, tc := range usage {
 		t.Run(tc.name, func(t *testing.T) {
-			expectFail(t, c.run(tc.args...), 2, tc.want...)
+			r := c.run(tc.args...)
+			expectFail(t, r, 2, tc.want...)
+			for _, library := range []string{"filecast: filecast", "Options.", "invalid usage: invalid"} {
+				if strings.Contains(r.stderr, library) {
+					t.Errorf("stderr has %q:\n%s", library, r)
+				}
+			}
 		})
 	}
 
@@ -385,15 +400,34 @@ func TestCLIBadInput(t *testing.T) {
 	})
 
 	urlForm := "redis://[user:password@]host:port/db"
-	for _, bad := range []string{"redis://[::1", "ftp://x", "localhost:6379"} {
+	for bad, part := range map[string]string{
+		"redis://[::1":   "missing ']' in host",
+		"ftp://x":        `the scheme "ftp" is none of redis, rediss, unix`,
+		"localhost:6379": `the scheme "localhost"`,
+		"redis://h/x":    `invalid database number: "x"`,
+	} {
 		t.Run("malformed URL "+bad, func(t *testing.T) {
 			r := c.run("--redis", bad, "status")
-			expectFail(t, r, 2, urlForm)
+			expectFail(t, r, 2, urlForm, part)
+			if n := strings.Count(r.stderr, urlForm); n != 1 || strings.Contains(r.stderr, "invalid usage: invalid") {
+				t.Errorf("the accepted forms are shown %d times (want once), or a word is doubled:\n%s", n, r)
+			}
 			if bad == "redis://[::1" && strings.Contains(r.stderr, "[::1") {
 				t.Errorf("an unparsable URL (which may hold a password) is quoted:\n%s", r)
 			}
 		})
 	}
+
+	t.Run("not redis", func(t *testing.T) {
+		web := httptest.NewServer(http.NotFoundHandler())
+		defer web.Close()
+		addr := strings.TrimPrefix(web.URL, "http://")
+		r := c.run("--redis", "redis://"+addr+"/0", "status")
+		expectFail(t, r, 4, addr+" does not speak the Redis protocol (is it the right port?)")
+		if strings.Contains(r.stderr, "unknown message type") {
+			t.Errorf("stderr shows the client library's words:\n%s", r)
+		}
+	})
 
 	t.Run("unreachable", func(t *testing.T) {
 		expectFail(t, c.run("--redis", "redis://127.0.0.1:1/0", "status"), 4, "redis unavailable", "127.0.0.1:1")
@@ -439,7 +473,7 @@ func TestCLIBadInput(t *testing.T) {
 	})
 
 	t.Run("no group joined", func(t *testing.T) {
-		expectFail(t, c.run("send", "lonely", file), 1, "no receiver group", "start a receiver first")
+		expectFail(t, c.run("send", "lonely", file), 1, "no receiver group", "start a receiver first (filecast recv lonely --group NAME)")
 		if ids := liveIDs(t, c.srv, "lonely"); len(ids) != 0 {
 			t.Errorf("a file nobody can receive was stored: %q", ids)
 		}
@@ -548,6 +582,12 @@ func TestCLISendInterruptResume(t *testing.T) {
 	expectOK(t, r)
 	if !strings.Contains(r.stderr, "sent big.bin ") || !strings.Contains(r.stderr, "(resumed)") {
 		t.Errorf("second send did not report a resumed upload:\n%s", r)
+	}
+	// Its size and rate count what this run moved, not what was stored before.
+	if m := regexp.MustCompile(`\(resumed\): ([0-9.]+) MiB moved in`).FindStringSubmatch(r.stderr); m == nil {
+		t.Errorf("second send does not say how much it moved:\n%s", r)
+	} else if moved, _ := strconv.ParseFloat(m[1], 64); moved >= 64 || moved <= 0 {
+		t.Errorf("second send says it moved %s MiB of 64 MiB, of which the first run had stored 3 chunks:\n%s", m[1], r)
 	}
 	rr := recv.wait()
 	expectOK(t, rr)

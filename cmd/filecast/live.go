@@ -8,24 +8,18 @@ import (
 	"io"
 
 	"github.com/filecast/filecast"
-	"github.com/filecast/filecast/internal/units"
-	"github.com/filecast/filecast/internal/wire"
 )
 
 // liveClient connects for --follow or --watch, applies the channel
 // settings given, and returns the budget asked for.
 func liveClient(ctx context.Context, g *globals, o *sendOptions, channel string) (*filecast.Client, int64, error) {
-	var maxBytes int64
-	if o.maxBytes != "" {
-		n, err := units.ParseBytes(o.maxBytes)
-		if err != nil {
-			return nil, 0, usagef("--max-bytes: %v", err)
-		}
-		maxBytes = n
+	maxBytes, err := parseMaxBytes(o.maxBytes)
+	if err != nil {
+		return nil, 0, err
 	}
 	if o.batch != "" {
-		if err := wire.CheckChannel("--batch", o.batch); err != nil {
-			return nil, 0, usagef("%v", err)
+		if err := filecast.CheckChannel("--batch", o.batch); err != nil {
+			return nil, 0, usageError{err}
 		}
 	}
 	c, err := g.client(ctx)

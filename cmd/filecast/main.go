@@ -81,6 +81,7 @@ func report(err error, interrupted bool) int {
 	if err == nil {
 		return exitOK
 	}
+	err = inCLIWords(err)
 	code, msg := exitError, err.Error()
 	var said interruptedError
 	switch {

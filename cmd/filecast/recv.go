@@ -155,15 +155,15 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		notices = g.json.notices()
 	}
 	var s sink
-	var dir *dirSink
+	var dir *filecast.DirHandler
 	switch {
 	case o.dir != "":
-		d, err := newDirSink(o.dir, member, o.decompress, notices)
+		d, err := newDirHandler(o.dir, member, o.decompress, notices)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
-		s, dir = d, d
+		s, dir = dirSink{d}, d
 	case o.exec != "":
 		cmdOut := stdout
 		if o.json {
@@ -186,10 +186,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	defer c.Close()
 	metrics.Serve(c)
 	if dir != nil {
-		dir.removeLeftovers(func(id string) bool {
-			awaits, err := c.Awaits(ctx, channel, o.group, id)
-			return err == nil && !awaits
-		}, notices)
+		removeLeftovers(ctx, c, dir, channel, o.group, notices)
 	}
 
 	// Bars on stderr, unless the JSON or the files themselves go to the

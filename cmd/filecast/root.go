@@ -156,11 +156,13 @@ func (g *globals) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(&g.logs, &slog.HandlerOptions{Level: level}))
 }
 
-// exactArgs is cobra.MinimumNArgs with a usage error.
+// minArgs is cobra.MinimumNArgs with a usage error that says what is
+// missing: "send needs a CHANNEL and at least one PATH (see filecast send
+// --help)" (main prefixes "filecast: ").
 func minArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < n {
-			return usagef("%s needs %s (see %s --help)", cmd.CommandPath(), what, cmd.CommandPath())
+			return usagef("%s needs %s (see %s --help)", cmd.Name(), what, cmd.CommandPath())
 		}
 		return nil
 	}
@@ -169,7 +171,7 @@ func minArgs(n int, what string) cobra.PositionalArgs {
 func maxArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > n {
-			return usagef("%s takes at most %d argument(s), got %d (see %s --help)", cmd.CommandPath(), n, len(args), cmd.CommandPath())
+			return usagef("%s takes at most %d argument(s), got %d (see %s --help)", cmd.Name(), n, len(args), cmd.CommandPath())
 		}
 		return nil
 	}

@@ -6,19 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/filecast/filecast"
-	"github.com/filecast/filecast/internal/chunk"
 	"github.com/filecast/filecast/internal/units"
-	"github.com/filecast/filecast/internal/wire"
 )
 
 type sendOptions struct {
@@ -209,83 +206,27 @@ func checkSendModes(cmd *cobra.Command, o *sendOptions, paths []string) error {
 	return nil
 }
 
-// unfinishedFirst moves the files whose upload was interrupted (a send
-// killed before it ended, run again) to the front: their chunks hold
-// budget that the rest would otherwise wait for, while receivers wait for
-// them, which would deadlock.
-func unfinishedFirst(ctx context.Context, c *filecast.Client, channel string, items []sendItem) ([]sendItem, error) {
-	if len(items) < 2 {
-		return items, nil
-	}
-	names, err := c.Unfinished(ctx, channel)
-	if err != nil || len(names) == 0 {
-		return items, err
-	}
-	first := func(it sendItem) bool { _, found := slices.BinarySearch(names, it.name); return found }
-	out := make([]sendItem, 0, len(items))
-	for _, it := range items {
-		if first(it) {
-			out = append(out, it)
-		}
-	}
-	for _, it := range items {
-		if !first(it) {
-			out = append(out, it)
-		}
-	}
-	return out, nil
-}
-
-// sendItem is one file to send.
-type sendItem struct {
-	path, name string
-}
-
-// sizeOfItems returns how many bytes items hold, or -1 if that is not
-// known (stdin).
-func sizeOfItems(items []sendItem) int64 {
-	var n int64
-	for _, it := range items {
-		st, err := os.Stat(it.path)
-		if it.path == "-" || err != nil {
-			return -1
-		}
-		n += st.Size()
-	}
-	return n
-}
-
+// runSend sends the PATHs as one resumable batch (filecast.Client.SendFiles)
+// and says what it sent.
 func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
-	opt := filecast.SendOptions{Flush: o.flush}
-	if o.maxBytes != "" {
-		n, err := units.ParseBytes(o.maxBytes)
-		if err != nil {
-			return usagef("--max-bytes: %v", err)
-		}
-		opt.MaxBytes = n
+	opt := filecast.SendFilesOptions{SendOptions: filecast.SendOptions{Flush: o.flush, Batch: o.batch},
+		Resend: o.resend, EOF: o.eof}
+	var err error
+	if opt.MaxBytes, err = parseMaxBytes(o.maxBytes); err != nil {
+		return err
 	}
 	if o.batch != "" {
-		if err := wire.CheckChannel("--batch", o.batch); err != nil {
-			return usagef("%v", err)
+		if err := filecast.CheckChannel("--batch", o.batch); err != nil {
+			return usageError{err}
 		}
 	}
-	// Check every path before sending anything.
-	var items []sendItem
-	for _, p := range paths {
-		if p == "-" {
-			if o.name == "" {
-				return usagef("stdin (\"-\") needs a name: add --name NAME")
-			}
-			items = append(items, sendItem{path: "-", name: o.name})
-			continue
+	if slices.Contains(paths, "-") {
+		if o.name == "" {
+			return usagef("stdin (\"-\") needs a name: add --name NAME")
 		}
-		found, err := expand(p)
-		if err != nil {
-			return err
-		}
-		items = append(items, found...)
-	}
-	if o.name != "" && !slices.Contains(paths, "-") {
+		growPipe(os.Stdin)
+		opt.Stdin, opt.StdinName = os.Stdin, o.name
+	} else if o.name != "" {
 		return usagef("--name applies only to stdin (\"-\")")
 	}
 	metrics, err := listenMetrics(g, o.metricsAddr, channel)
@@ -303,105 +244,96 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		return err
 	}
 	opt.OnWait = waitReporter(stderr, channel, g.verbose > 0)
-	if items, err = unfinishedFirst(ctx, c, channel, items); err != nil {
-		return err
+	opt.OnSameName = func(s filecast.SameName) {
+		fmt.Fprintf(stderr, "warning: %s and %s are both sent as %s; a --dir receiver keeps only the last\n", s.First, s.Path, s.Name)
 	}
-	warnSameName(items, stderr)
-	opt.Batch = o.batch
-	if opt.Batch == "" {
-		opt.Batch = batchOf(paths, o.name)
-	}
-	if o.resend {
-		if err := c.EndBatch(ctx, channel, opt.Batch, false); err != nil {
-			return err
+	var pv *progress
+	defer func() {
+		if pv != nil {
+			pv.Stop()
+			g.logs.set(nil)
 		}
+	}()
+	opt.OnStart = func(files int, size int64) {
+		pv = startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, files, size)
+		stderr = pv.Writer()
+		g.logs.set(stderr)
 	}
-	pv := startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, len(items), sizeOfItems(items))
-	defer pv.Stop()
-	stderr = pv.Writer()
-	g.logs.set(stderr)
-	defer g.logs.set(nil)
+	var stdinSent atomic.Int64 // what the file being sent committed, for an aborted stdin
+	opt.Progress = func(n int64) { stdinSent.Store(n) }
 	enc := json.NewEncoder(stdout)
-	skipped := 0
-	for _, it := range items {
-		start := time.Now()
-		var info *filecast.FileInfo
-		if it.path == "-" {
-			growPipe(os.Stdin)
-			var sent int64
-			stdin := opt
-			stdin.AbortOnCancel = true // it cannot be read again
-			stdin.Progress = func(n int64) { sent = n }
-			info, err = c.Send(ctx, channel, os.Stdin, filecast.Meta{Name: it.name}, stdin)
-			if ctx.Err() != nil && errors.Is(err, filecast.ErrAborted) {
-				return interruptedError{fmt.Sprintf("interrupted: the upload of %s from stdin was aborted after %s, since stdin cannot be read again; "+
-					"receivers discard it (to ship a growing file so that a restart continues it, use --follow)", it.name, human(sent))}
-			}
-		} else {
-			info, err = c.SendFile(ctx, channel, it.path, it.name, opt)
-		}
-		if err != nil {
-			return err
-		}
-		elapsed := time.Since(start)
-		pv.done(info.Size, info.Size)
+	opt.OnFile = func(f filecast.SentFile) {
+		stdinSent.Store(0)
+		pv.done(f.Size, f.Moved())
 		switch {
 		case o.json:
-			enc.Encode(map[string]any{"channel": channel, "id": info.ID, "name": info.Name, "size": info.Size,
-				"digest": info.Digest, "resumed": info.Resumed, "skipped": info.Skipped, "seconds": elapsed.Seconds()})
-		case info.Skipped:
-			skipped++
+			enc.Encode(map[string]any{"channel": channel, "id": f.ID, "name": f.Name, "size": f.Size,
+				"digest": f.Digest, "resumed": f.Resumed, "resumed_bytes": f.ResumedBytes, "skipped": f.Skipped,
+				"seconds": f.Elapsed.Seconds()})
+		case f.Skipped:
+		case f.Resumed: // the rate counts what this run moved
+			fmt.Fprintf(stderr, "sent %s  %s (resumed): %s moved in %v, %s/s\n", f.Name, human(f.Size), human(f.Moved()),
+				f.Elapsed.Round(time.Millisecond), human(rate(f.Moved(), f.Elapsed)))
 		default:
-			resumed := ""
-			if info.Resumed {
-				resumed = " (resumed)"
-			}
-			fmt.Fprintf(stderr, "sent %s  %s in %v, %s/s%s\n", info.Name, human(info.Size), elapsed.Round(time.Millisecond),
-				human(int64(float64(info.Size)/max(elapsed.Seconds(), 1e-6))), resumed)
+			fmt.Fprintf(stderr, "sent %s  %s in %v, %s/s\n", f.Name, human(f.Size), f.Elapsed.Round(time.Millisecond),
+				human(rate(f.Size, f.Elapsed)))
 		}
 	}
-	if skipped > 0 {
-		fmt.Fprintf(stderr, "skipped %d unchanged %s an interrupted run of this command had sent (--resend sends %s again)\n",
-			skipped, plural(skipped, "file", "files"), plural(skipped, "it", "them"))
+	res, err := c.SendFiles(ctx, channel, paths, opt)
+	if ctx.Err() != nil && errors.Is(err, filecast.ErrAborted) {
+		return interruptedError{fmt.Sprintf("interrupted: the upload of %s from stdin was aborted after %s, since stdin cannot be read again; "+
+			"receivers discard it (to ship a growing file so that a restart continues it, use --follow)", o.name, human(stdinSent.Load()))}
 	}
-	if err := c.EndBatch(ctx, channel, opt.Batch, o.eof); err != nil {
+	if err != nil {
 		return err
 	}
-	if o.eof && !o.json {
+	if o.json {
+		return nil
+	}
+	if res.Skipped > 0 {
+		fmt.Fprintf(stderr, "skipped %d unchanged %s an interrupted run of this command had sent (--resend sends %s again)\n",
+			res.Skipped, plural(res.Skipped, "file", "files"), plural(res.Skipped, "it", "them"))
+	}
+	if res.Files+res.Skipped > 1 {
+		fmt.Fprintln(stderr, totalLine(res))
+	}
+	if o.eof {
 		fmt.Fprintf(stderr, "marked end of batch on %s\n", channel)
 	}
 	return nil
 }
 
-// batchOf names the batch of a send command: the same paths (and stdin
-// name) on the same host name the same batch, so a run interrupted and run
-// again skips what it had sent (filecast.SendOptions.Batch).
-func batchOf(paths []string, stdinName string) string {
-	host, _ := os.Hostname()
-	var b strings.Builder
-	b.WriteString(host)
-	for _, p := range paths {
-		if abs, err := filepath.Abs(p); err == nil && p != "-" {
-			p = abs
-		}
-		b.WriteString("\x00" + p)
+// totalLine sums up a send of several files: "sent 12 files, 1.2 GiB in
+// 3.4s, 350.0 MiB/s; 2 skipped". The size and rate count what this run
+// moved, not what resumed uploads had stored before.
+func totalLine(res *filecast.BatchResult) string {
+	line := fmt.Sprintf("sent %d %s, %s in %v, %s/s", res.Files, plural(res.Files, "file", "files"), human(res.Bytes),
+		res.Elapsed.Round(time.Millisecond), human(rate(res.Bytes, res.Elapsed)))
+	if res.Skipped > 0 {
+		line += fmt.Sprintf("; %d skipped", res.Skipped)
 	}
-	b.WriteString("\x00" + stdinName)
-	return "send-" + chunk.Sum([]byte(b.String())).String()
+	return line
 }
 
-// warnSameName warns about files sent under a name another file of the
-// same run has: a --dir receiver keeps only the last of them.
-func warnSameName(items []sendItem, stderr io.Writer) {
-	seen := make(map[string]string, len(items))
-	for _, it := range items {
-		if first, dup := seen[it.name]; dup {
-			fmt.Fprintf(stderr, "warning: %s and %s are both sent as %s; a --dir receiver keeps only the last\n",
-				first, it.path, it.name)
-			continue
-		}
-		seen[it.name] = it.path
+// rate is n bytes over d, per second.
+func rate(n int64, d time.Duration) int64 {
+	return int64(float64(n) / max(d.Seconds(), 1e-6))
+}
+
+// parseMaxBytes parses --max-bytes: empty keeps the channel's budget; a
+// budget must hold at least a byte.
+func parseMaxBytes(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
 	}
+	n, err := units.ParseBytes(s)
+	if err != nil {
+		return 0, usagef("--max-bytes: %v", err)
+	}
+	if n <= 0 {
+		return 0, usagef("--max-bytes %s: a channel's budget must be positive (leave --max-bytes out to keep the channel's, else 1GiB)", s)
+	}
+	return n, nil
 }
 
 func plural(n int, one, many string) string {
@@ -411,42 +343,9 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// expand lists the regular files at path: the file itself, or every file
-// below a directory, named relative to it.
-func expand(path string) ([]sendItem, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("cannot send %s: %w", path, errors.Unwrap(err))}
-	}
-	if !st.IsDir() {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("cannot send %s: %w", path, errors.Unwrap(err))}
-		}
-		f.Close()
-		return []sendItem{{path: path, name: filepath.Base(path)}}, nil
-	}
-	var items []sendItem
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return usageError{fmt.Errorf("cannot send %s: %w", p, errors.Unwrap(err))}
-		}
-		if d.IsDir() {
-			return nil
-		}
-		st, err := os.Stat(p) // follows symlinks to files
-		if err != nil || !st.Mode().IsRegular() {
-			return nil // sockets, devices, dangling links: nothing to send
-		}
-		rel, err := filepath.Rel(path, p)
-		if err != nil {
-			return err
-		}
-		items = append(items, sendItem{path: p, name: filepath.ToSlash(rel)})
-		return nil
-	})
-	return items, err
-}
+// waitSaidEvery is how often a sender says, at the default verbosity, that
+// it still waits for budget.
+const waitSaidEvery = time.Minute
 
 // configure applies the channel settings given on the command line.
 func configure(ctx context.Context, c *filecast.Client, channel string, o *sendOptions) error {
@@ -456,13 +355,20 @@ func configure(ctx context.Context, c *filecast.Client, channel string, o *sendO
 	return c.Configure(ctx, channel, o.settings)
 }
 
-// waitReporter says, at -v, why a sender waits for budget and what would
-// free it.
+// waitReporter says why a sender waits for budget and what would free it:
+// once it has waited a few seconds (filecast.SendOptions.OnWait), then at
+// most once a minute, or at -v each time the library tells (every half
+// minute).
 func waitReporter(w io.Writer, channel string, verbose bool) func(filecast.Wait) {
-	if !verbose {
-		return nil
-	}
+	var mu sync.Mutex
+	var said time.Time
 	return func(wt filecast.Wait) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !verbose && !said.IsZero() && time.Since(said) < waitSaidEvery {
+			return
+		}
+		said = time.Now()
 		msg := fmt.Sprintf("%s waits for budget (for %v)", wt.File, wt.For.Round(time.Second))
 		if len(wt.Holders) > 0 && wt.Holders[0].Bytes > 0 {
 			h := wt.Holders[0]

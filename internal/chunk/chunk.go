@@ -29,7 +29,9 @@ func (h *Hasher) Write(p []byte) (int, error) { return h.h.Write(p) }
 // Sum returns the digest of everything written so far.
 func (h *Hasher) Sum() wire.Digest { return h.h.Sum128().Bytes() }
 
-// Source yields the chunks of one input stream.
+// Source yields the chunks of one input stream. A Source that reads in a
+// goroutine of its own (Live) also has a Close method, which the caller
+// calls once it stops calling Next.
 type Source interface {
 	// Next returns the next chunk: at most the chunk size, at least one byte,
 	// in a buffer of the Source's Pool that the caller gives back with

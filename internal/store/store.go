@@ -116,13 +116,27 @@ func Redact(raw string) string {
 	return u.Redacted()
 }
 
+// urlProblem says which part of a URL rueidis.ParseURL refused, without
+// quoting the URL (it may hold a password).
+func urlProblem(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return "it cannot be parsed: " + ue.Err.Error() // ue.Error() quotes the URL
+	}
+	msg := strings.TrimPrefix(err.Error(), "redis: ")
+	if scheme, ok := strings.CutPrefix(msg, "invalid URL scheme: "); ok {
+		return fmt.Sprintf("the scheme %q is none of redis, rediss, unix, valkey and valkeys", scheme)
+	}
+	return msg // the database number, path or a query parameter: never the password
+}
+
 // Dial connects to Redis and checks that it answers.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	safe := Redact(cfg.URL)
 	opt, err := rueidis.ParseURL(cfg.URL)
 	if err != nil {
-		// The parse error may quote the URL: never pass it on.
-		return nil, fmt.Errorf("%w %s: use redis://[user:password@]host:port/db, rediss://… or unix:///path/to/redis.sock", ErrBadURL, safe)
+		return nil, fmt.Errorf("%w %s: %s; the accepted forms are redis://[user:password@]host:port/db, "+
+			"rediss://… for TLS and unix:///path/to/redis.sock (valkey:// and valkeys:// alike)", ErrBadURL, safe, urlProblem(err))
 	}
 	if err := setTLS(&opt, cfg); err != nil {
 		return nil, err
@@ -269,16 +283,24 @@ func describeDialError(addr string, overTLS bool, err error) error {
 	switch {
 	case errors.Is(kind, ErrAuth) || strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") ||
 		strings.Contains(msg, "invalid password") || strings.Contains(msg, "invalid username-password"):
-		return fmt.Errorf("connect to %s: %w: check the user and password in the URL or FILECAST_REDIS", addr, ErrAuth)
+		return fmt.Errorf("connect to %s: %w: check the user and password (Options.URL, Options.Password)", addr, ErrAuth)
 	}
-	hint := "is redis-server running there? set --redis or FILECAST_REDIS"
+	if strings.Contains(msg, "unknown message type") {
+		// rueidis read a reply that is not RESP: an HTTP server, SSH, …
+		where := addr
+		if u, err := url.Parse(addr); err == nil && u.Host != "" {
+			where = u.Host
+		}
+		return fmt.Errorf("connect to %s: %w: %s does not speak the Redis protocol (is it the right port?)", addr, ErrUnavailable, where)
+	}
+	hint := "is redis-server running there? check the URL (Options.URL)"
 	var verify *tls.CertificateVerificationError
 	reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || strings.Contains(msg, "tls:")
 	switch {
 	case errors.As(err, &verify):
-		hint = "the server's TLS certificate is not trusted: give the CA that signed it with --ca-file"
+		hint = "the server's TLS certificate is not trusted: give the CA that signed it (Options.CAFile)"
 	case overTLS && reset:
-		hint = "the TLS handshake failed: if the server requires client certificates (tls-auth-clients), give one with --cert-file and --key-file"
+		hint = "the TLS handshake failed: if the server requires client certificates (tls-auth-clients), give one (Options.CertFile, Options.KeyFile)"
 	case !overTLS && reset:
 		hint = "the server kept closing the connection: if it speaks TLS, use a rediss:// URL"
 	}
