@@ -243,7 +243,9 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	if err := configure(ctx, c, channel, o); err != nil {
 		return err
 	}
-	opt.OnWait = waitReporter(stderr, channel, g.verbose > 0)
+	// Messages go above the progress bars once they are shown.
+	out := &redirect{w: stderr}
+	opt.OnWait = waitReporter(out, channel, g.verbose > 0)
 	opt.OnSameName = func(s filecast.SameName) {
 		fmt.Fprintf(stderr, "warning: %s and %s are both sent as %s; a --dir receiver keeps only the last\n", s.First, s.Path, s.Name)
 	}
@@ -257,6 +259,7 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	opt.OnStart = func(files int, size int64) {
 		pv = startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, files, size)
 		stderr = pv.Writer()
+		out.set(stderr)
 		g.logs.set(stderr)
 	}
 	var stdinSent atomic.Int64 // what the file being sent committed, for an aborted stdin
