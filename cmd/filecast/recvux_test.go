@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -143,7 +144,7 @@ func TestCLIUntilEOFBothOrders(t *testing.T) {
 	expectOK(t, r)
 	sameFile(t, filepath.Join(out, "day1.txt"), []byte("one\n"))
 	if !strings.Contains(r.stderr, "joined group g on channel nightly as member m1; waiting for files") ||
-		!strings.Contains(r.stderr, "redis: standalone server") {
+		!regexp.MustCompile(`(?m)^redis: (standalone server|Redis Cluster of \d+ primaries).* \((redis|valkey) `).MatchString(r.stderr) {
 		t.Errorf("recv -v does not say it joined and what Redis is:\n%s", r.stderr)
 	}
 
