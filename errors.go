@@ -50,7 +50,7 @@ var (
 	// it was dropped (Client.DropGroup, Settings.GroupExpiry) or the server
 	// lost its data. Receiving again joins the group anew; files sent
 	// before that are not delivered to it.
-	ErrGroupDropped = errors.New("receiver group dropped")
+	ErrGroupDropped = errors.New("the receiver group no longer exists")
 	// ErrFailed: a handler kept failing on a file and it was given up.
 	ErrFailed = errors.New("file failed")
 	// ErrLocal: a handler failed on the receiver's own side, not because of

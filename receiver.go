@@ -141,8 +141,8 @@ func (r *receiver) run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if errors.Is(err, store.ErrNoGroup) {
-			return fmt.Errorf("%w: group %q no longer exists on channel %q: it was dropped, or the server lost its data "+
-				"(restarted without persistence?); receive again to join anew (files sent before that are not delivered to it): %w",
+			return fmt.Errorf("%w: group %q of channel %q was dropped, or the server lost its data (restarted without persistence?); "+
+				"a new Receive joins it anew and gets the files sent from then on (%w)",
 				ErrGroupDropped, r.opt.Group, r.ch.Keys().Channel(), err)
 		}
 		return err

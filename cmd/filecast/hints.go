@@ -26,6 +26,8 @@ var cliWords = strings.NewReplacer(
 	"start a receiver first (Client.Receive), or join a group (Client.Join)",
 	"start a receiver first (filecast recv CHANNEL --group NAME)",
 	"Client.Abort or Client.AbortStale aborts it", "filecast clean CHANNEL --stale DURATION aborts it",
+	"a new Receive joins it anew and gets the files sent from then on",
+	"run the receiver again to join it anew (it gets the files sent from then on)",
 )
 
 // inCLIWords returns err with its message in the CLI's words; errors.Is
