@@ -196,7 +196,7 @@ func (r *receiver) loop(ctx context.Context) error {
 			if mark, err := r.finished(ctx); err != nil {
 				return err
 			} else if mark != "" {
-				stop(r.leftBehind(mark))
+				stop(batchEnded{mark})
 				return errFinished
 			}
 		}
@@ -345,25 +345,24 @@ func (r *receiver) finished(ctx context.Context) (mark string, err error) {
 	return gi.Mark, nil
 }
 
-// leftBehind is why the files still being handled here stop when the
-// batch ended at mark. One sent after the mark belongs to the next batch:
-// it is left unacknowledged for the next receive. One sent before it was
-// taken over and acknowledged by another member (this one was frozen), so
-// it is lost to this one.
-func (r *receiver) leftBehind(mark string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for e := range r.inflight {
-		if e != mark && !entryAfter(e, mark) {
-			return fmt.Errorf("%w: the group finished the batch without this member", ErrLost)
-		}
-	}
-	return errNextBatch
+// batchEnded stops the files still being handled here when an UntilEOF
+// receive ends at mark. Each decides for itself what that means for it
+// (lostTo): one sent after the mark belongs to the next batch and is left
+// unacknowledged for the next receive; one sent before it was taken over
+// and acknowledged by another member (this one was frozen), so it is lost
+// to this one.
+type batchEnded struct{ mark string }
+
+func (e batchEnded) Error() string {
+	return "the batch ended; files of the next batch are left for the next receive"
 }
 
-// errNextBatch stops the files of the next batch an UntilEOF receive had
-// begun; they are not acknowledged.
-var errNextBatch = errors.New("the batch ended; files of the next batch are left for the next receive")
+// lostTo reports whether the end of the batch at cause means entry was
+// handled by another member.
+func lostTo(cause error, entry string) bool {
+	var ended batchEnded
+	return errors.As(cause, &ended) && entry != ended.mark && !entryAfter(entry, ended.mark)
+}
 
 // entryAfter reports whether the files-stream entry ID a comes after b;
 // "" comes before every entry.
@@ -491,7 +490,7 @@ func (r *receiver) file(ctx, fctx context.Context, a store.Announce, rec *wire.F
 		}
 	}
 	switch {
-	case errors.Is(context.Cause(fctx), ErrLost) || errors.Is(err, ErrLost):
+	case errors.Is(context.Cause(fctx), ErrLost) || errors.Is(err, ErrLost) || lostTo(context.Cause(fctx), a.Entry):
 		res.Lost, res.Err = true, ErrLost
 		r.report(res)
 		return nil

@@ -3,6 +3,9 @@ package filecast_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +119,58 @@ func TestUntilEOFAfterTheSenderFinished(t *testing.T) {
 	}
 	if left := leftovers(srv, "late"); len(left) != 0 {
 		t.Errorf("keys left: %v", left)
+	}
+}
+
+// When the batch ends while files of the next batch are being handled
+// here, those are left unacknowledged for the next receive, not reported
+// lost — even while the result of the batch's last file is still being
+// reported (a slow OnResult keeps it in flight).
+func TestUntilEOFLeavesTheNextBatchUnreported(t *testing.T) {
+	c, _ := newClient(t, filecast.Options{})
+	ctx := context.Background()
+	if err := c.Join(ctx, "nb", "g"); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, c, "nb", "a1", []byte("tonight\n"), filecast.SendOptions{})
+	if err := c.SendEOF(ctx, "nb"); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, c, "nb", "b1", []byte("tomorrow\n"), filecast.SendOptions{})
+	mustSend(t, c, "nb", "b2", []byte("tomorrow\n"), filecast.SendOptions{})
+
+	var mu sync.Mutex
+	var results []filecast.Result
+	handler := func(ctx context.Context, f *filecast.File) error {
+		if strings.HasPrefix(f.Name, "b") {
+			<-ctx.Done() // still at work when the batch ends
+			return ctx.Err()
+		}
+		_, err := io.Copy(io.Discard, f)
+		return err
+	}
+	_, wait := receive(t, c, "nb", handler, filecast.ReceiveOptions{Group: "g", UntilEOF: true, Concurrency: 4,
+		OnResult: func(r filecast.Result) {
+			if r.File.Name == "a1" {
+				time.Sleep(300 * time.Millisecond)
+			}
+			mu.Lock()
+			results = append(results, r)
+			mu.Unlock()
+		}})
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(results) != 1 || results[0].File.Name != "a1" || results[0].Err != nil {
+		t.Errorf("results %+v, want only a1, delivered (b1 and b2 left for the next receive)", results)
+	}
+	st, err := c.Status(ctx, "nb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := st.Groups[0]; g.Unacked != 2 {
+		t.Errorf("group g has %d files unacknowledged, want b1 and b2", g.Unacked)
 	}
 }
