@@ -196,6 +196,9 @@ func (f *File) ResumeFrom(partial io.Reader) (int64, error) {
 	if f.t != nil {
 		f.t.resumedAt(f.n)
 	}
+	if f.n > 0 {
+		f.Resumed, f.ResumedBytes = true, f.n
+	}
 	return f.n, nil
 }
 

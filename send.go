@@ -32,9 +32,12 @@ type FileInfo struct {
 	Mode    fs.FileMode
 	ModTime time.Time
 	Digest  string // XXH3-128 of the content, hex; empty until known
-	Resumed bool   // Send: an interrupted upload of the same name was continued
+	// Resumed: Send continued an interrupted upload of the same name; a
+	// receiver's File continued a partial copy (File.ResumeFrom).
+	Resumed bool
 	// ResumedBytes is, with Resumed, how many bytes the interrupted upload
-	// had stored: this Send checked them and did not send them again.
+	// had stored, or the partial copy held: they were checked, not moved
+	// again.
 	ResumedBytes int64
 	Skipped      bool   // SendFile: the batch had already sent this file unchanged (SendOptions.Batch)
 	Entry        string // the announcing entry in the files stream

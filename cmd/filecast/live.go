@@ -52,7 +52,8 @@ func runFollow(ctx context.Context, g *globals, o *sendOptions, channel string, 
 		return err
 	}
 	defer c.Close()
-	pv := startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, 0, -1)
+	defer metrics.Close() // before the client its scrapes read
+	pv := startProgress(c, o.progress, o.progress.mode(stderr, o.json && isTerminal(stdout)), false, stderr, 0, -1)
 	defer pv.Stop()
 	stderr = pv.Writer()
 	g.logs.set(stderr)
@@ -143,7 +144,8 @@ func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir stri
 		return err
 	}
 	defer c.Close()
-	pv := startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, 0, -1)
+	defer metrics.Close() // before the client its scrapes read
+	pv := startProgress(c, o.progress, o.progress.mode(stderr, o.json && isTerminal(stdout)), false, stderr, 0, -1)
 	defer pv.Stop()
 	stderr = pv.Writer()
 	g.logs.set(stderr)

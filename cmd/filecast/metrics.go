@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,26 +34,33 @@ func addMetricsFlag(cmd *cobra.Command, addr *string) {
 // http://ADDR/metrics. A nil *metricsServer (no --metrics-addr) does
 // nothing.
 type metricsServer struct {
-	ln      net.Listener
-	log     *slog.Logger
-	channel string
-	ctx     context.Context // ends at Close: a scrape waiting on Redis gives up
-	cancel  context.CancelFunc
-	srv     *http.Server
-	done    chan struct{} // closed when srv.Serve has returned
+	closeOnce sync.Once
+	ln        net.Listener
+	log       *slog.Logger
+	channel   string
+	ctx       context.Context // ends at Close: a scrape waiting on Redis gives up
+	cancel    context.CancelFunc
+	srv       *http.Server
+	done      chan struct{} // closed when srv.Serve has returned
 }
 
 // listenMetrics opens addr for metrics, before the command connects to
-// Redis or sends anything: an address that cannot be listened on (in use,
-// malformed) is a usage error. An empty addr returns nil. The caller
+// Redis or sends anything. A malformed address is a usage error (exit 2); a
+// port in use or not permitted is an error of the moment (exit 1: a
+// service restarts and tries again). An empty addr returns nil. The caller
 // defers Close, and calls Serve once it has a client.
 func listenMetrics(g *globals, addr, channel string) (*metricsServer, error) {
 	if addr == "" {
 		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, usagef("--metrics-addr %s: %v (choose a free port, or leave --metrics-addr out)", addr, errors.Unwrap(err))
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("--metrics-addr %s: address already in use (by another process: choose a free port)", addr)
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("--metrics-addr %s: not permitted to listen there (ports below 1024 need privileges)", addr)
+	case err != nil:
+		return nil, usagef("--metrics-addr %s: %v (give HOST:PORT or :PORT, e.g. :9464)", addr, errors.Unwrap(err))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &metricsServer{ln: ln, log: g.logger(), channel: channel, ctx: ctx, cancel: cancel}, nil
@@ -81,11 +90,17 @@ func (m *metricsServer) Serve(c *filecast.Client) {
 }
 
 // Close stops serving: it lets the scrapes in progress finish (for up to
-// 5 seconds), closes the port and waits for the server's goroutines.
+// 5 seconds; then their connections are closed), closes the port and waits
+// for the serving goroutine. A command closes it before the Client the
+// scrapes read; closing it again does nothing.
 func (m *metricsServer) Close() {
 	if m == nil {
 		return
 	}
+	m.closeOnce.Do(m.close)
+}
+
+func (m *metricsServer) close() {
 	m.cancel()
 	if m.srv == nil { // never served
 		m.ln.Close()

@@ -237,8 +237,9 @@ func TestCLIMetricsCorrupt(t *testing.T) {
 	waitMetric(t, url, 1, "filecast_group_failed_files", "channel", "mc", "group", "g")
 }
 
-// An address that cannot be served (a port in use, nonsense) is refused
-// as a usage error before anything is sent or joined.
+// An address that cannot be served is refused before anything is sent or
+// joined: a port in use with exit 1 (a service restarts and tries again),
+// nonsense as a usage error (exit 2).
 func TestCLIMetricsAddrRefused(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t, redistest.Config{})
@@ -252,16 +253,16 @@ func TestCLIMetricsAddrRefused(t *testing.T) {
 	file := writeTemp(t, "f.txt", "hello\n")
 
 	r := c.run("send", "busy", file, "--metrics-addr", busy)
-	expectFail(t, r, exitUsage, "--metrics-addr "+busy, "address already in use")
+	expectFail(t, r, exitError, "--metrics-addr "+busy, "address already in use")
 	if ids := liveIDs(t, c.srv, "busy"); len(ids) != 0 {
 		t.Errorf("files sent despite the refused address: %q", ids)
 	}
 	r = c.run("send", "busy", file, "--follow", "--metrics-addr", busy)
-	expectFail(t, r, exitUsage, "--metrics-addr", "address already in use")
+	expectFail(t, r, exitError, "--metrics-addr", "address already in use")
 	r = c.run("send", "busy", "--watch", t.TempDir(), "--metrics-addr", busy)
-	expectFail(t, r, exitUsage, "--metrics-addr", "address already in use")
+	expectFail(t, r, exitError, "--metrics-addr", "address already in use")
 	r = c.run("recv", "busy", "--group", "other", "--stdout", "--metrics-addr", busy)
-	expectFail(t, r, exitUsage, "--metrics-addr", "address already in use")
+	expectFail(t, r, exitError, "--metrics-addr", "address already in use")
 	if hasGroup(c.srv, "busy", "other") {
 		t.Errorf("recv joined its group despite the refused address")
 	}
@@ -269,7 +270,7 @@ func TestCLIMetricsAddrRefused(t *testing.T) {
 	expectFail(t, r, exitUsage, "--metrics-addr no-port")
 	// Refused before connecting: a usage error comes first.
 	r = c.run("send", "busy", file, "--metrics-addr", busy, "--redis", "redis://127.0.0.1:1/0")
-	expectFail(t, r, exitUsage, "--metrics-addr", "address already in use")
+	expectFail(t, r, exitError, "--metrics-addr", "address already in use")
 	if ids := liveIDs(t, c.srv, "busy"); len(ids) != 0 {
 		t.Errorf("files sent despite the refused address: %q", ids)
 	}

@@ -194,7 +194,8 @@ func (p *progress) poll(now time.Time) {
 		if t.Receive != p.receive {
 			continue
 		}
-		key := t.Channel + "\x00" + t.ID + "\x00" + t.Name
+		// Not the ID: a file being sent has none until it is announced.
+		key := fmt.Sprint(t.Channel, "\x00", t.Name, "\x00", t.Started.UnixNano())
 		seen[key] = true
 		p.mu.Lock()
 		r, found := p.rows[key]
@@ -241,8 +242,9 @@ func (p *progress) totalLine() string {
 	p.mu.Lock()
 	t := p.total
 	done, _ := p.inFlight()
+	rate := p.rate.perSecond
 	p.mu.Unlock()
-	all, rate := t.bytes+done, p.rate.perSecond
+	all := t.bytes + done
 	var b strings.Builder
 	verb := "sent"
 	if p.receive {

@@ -149,6 +149,11 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	if member == "" {
 		member, _ = os.Hostname() // as the library names it
 	}
+	if o.progress.plain && o.stdout && o.json {
+		return usagef("--progress does not go with --stdout --json: its lines would mix with the JSON on stderr")
+	}
+	// The commands' stderr goes above the progress bars once they show.
+	cmdErr := &redirect{w: stderr}
 	// What is said for a person goes to stderr, or as JSON to g.json.
 	notices := stderr
 	if o.json {
@@ -169,7 +174,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		if o.json {
 			cmdOut = stderr // stdout is the JSON stream
 		}
-		s = &execSink{command: o.exec, channel: channel, group: o.group, decompress: o.decompress, stdout: cmdOut, stderr: stderr}
+		s = &execSink{command: o.exec, channel: channel, group: o.group, decompress: o.decompress, stdout: cmdOut, stderr: cmdErr}
 	default:
 		s = &stdoutSink{w: stdout, decompress: o.decompress}
 		o.concurrency = 1 // one file after another
@@ -184,23 +189,28 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		return err
 	}
 	defer c.Close()
+	defer metrics.Close() // before the client its scrapes read
 	metrics.Serve(c)
 	if dir != nil {
 		removeLeftovers(ctx, c, dir, channel, o.group, notices)
 	}
 
-	// Bars on stderr, unless the JSON or the files themselves go to the
-	// same terminal.
-	mode := o.progress.mode(stderr, (o.stdout && o.json) || (o.stdout && isTerminal(stdout)))
-	pv := startProgress(c, o.progress, mode, true, stderr, 0, -1)
+	// Bars on stderr, unless stderr carries the JSON, or stdout is the same
+	// terminal and carries the JSON, the files or a command's output.
+	busy := o.stdout && o.json || isTerminal(stdout) && (o.json || o.stdout || o.exec != "")
+	pv := startProgress(c, o.progress, o.progress.mode(stderr, busy), true, stderr, 0, -1)
 	defer pv.Stop()
 	stderr = pv.Writer()
+	cmdErr.set(stderr)
 	g.logs.set(stderr)
 	defer g.logs.set(nil)
 	var mu sync.Mutex
 	onResult := func(r filecast.Result) {
 		mu.Lock()
 		defer mu.Unlock()
+		if r.Err == nil {
+			pv.done(r.File.Size, r.File.Size-r.File.ResumedBytes)
+		}
 		if o.json {
 			m := map[string]any{"channel": channel, "group": o.group, "id": r.File.ID, "name": r.File.Name,
 				"size": r.File.Size, "digest": r.File.Digest, "attempts": r.Attempts, "ok": r.Err == nil, "lost": r.Lost}
@@ -219,7 +229,6 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		case r.Err != nil:
 			fmt.Fprintf(stderr, "FAILED %s after %d attempt(s): %v\n", r.File.Name, r.Attempts, r.Err)
 		default:
-			pv.done(r.File.Size, r.File.Size)
 			fmt.Fprintf(stderr, "received %s  %s\n", r.File.Name, human(r.File.Size))
 		}
 	}

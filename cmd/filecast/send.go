@@ -239,6 +239,7 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		return err
 	}
 	defer c.Close()
+	defer metrics.Close() // before the client its scrapes read
 	metrics.Serve(c)
 	if err := configure(ctx, c, channel, o); err != nil {
 		return err
@@ -257,7 +258,7 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		}
 	}()
 	opt.OnStart = func(files int, size int64) {
-		pv = startProgress(c, o.progress, o.progress.mode(stderr, false), false, stderr, files, size)
+		pv = startProgress(c, o.progress, o.progress.mode(stderr, o.json && isTerminal(stdout)), false, stderr, files, size)
 		stderr = pv.Writer()
 		out.set(stderr)
 		g.logs.set(stderr)
