@@ -53,8 +53,13 @@ func runChild(cmd *exec.Cmd, started func()) (startErr, waitErr error) {
 }
 
 // runExecGuard, in the guard process (first argument guardArg), runs the
-// command that follows the argument and exits with its status; elsewhere it
-// returns at once.
+// command that follows the argument and exits with its status; when the
+// receiver dies or cancels the file, it kills the group instead, itself
+// included. Elsewhere it returns at once.
+//
+// Being in a process group of its own, the command is not in the
+// terminal's foreground: one that reads the terminal is stopped (SIGTTIN).
+// Its input is the file anyway.
 func runExecGuard() {
 	if len(os.Args) < 3 || os.Args[1] != guardArg {
 		return

@@ -56,7 +56,7 @@ func (k Keys) Live() string { return k.base + "live" }
 func (k Keys) Events() string { return k.base + "ev" }
 
 // Waiting is a hash of the senders waiting for room in the budget: file id
-// -> since_ms TAB seen_ms TAB ttl_ms TAB name TAB sender TAB bytes (see
+// -> since_ms TAB seen_ms TAB ttl_ms TAB name TAB sender (see
 // Channel.SetWaiting). The whole key expires when no sender refreshes it.
 func (k Keys) Waiting() string { return k.base + "wait" }
 

@@ -70,28 +70,28 @@ type Waiter struct {
 	Since  time.Time // when it began to wait
 	Seen   time.Time // when it last said it still waits
 	TTL    time.Duration
-	Bytes  int64 // what it asks for: the chunks it has read and cannot store
 }
 
 func (w Waiter) value() string {
 	return strings.Join([]string{strconv.FormatInt(w.Since.UnixMilli(), 10), strconv.FormatInt(w.Seen.UnixMilli(), 10),
-		strconv.FormatInt(w.TTL.Milliseconds(), 10), w.Name, w.Sender, strconv.FormatInt(w.Bytes, 10)}, "\t")
+		strconv.FormatInt(w.TTL.Milliseconds(), 10), w.Name, w.Sender}, "\t")
 }
 
+// parseWaiter parses a record of the Waiting hash; fields after the fifth,
+// which a later version may add, are ignored.
 func parseWaiter(id, v string) (Waiter, bool) {
-	f := strings.SplitN(v, "\t", 6)
-	if len(f) != 6 {
+	f := strings.Split(v, "\t")
+	if len(f) < 5 {
 		return Waiter{}, false
 	}
 	since, err1 := strconv.ParseInt(f[0], 10, 64)
 	seen, err2 := strconv.ParseInt(f[1], 10, 64)
 	ttl, err3 := strconv.ParseInt(f[2], 10, 64)
-	n, err4 := strconv.ParseInt(f[5], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+	if err1 != nil || err2 != nil || err3 != nil {
 		return Waiter{}, false
 	}
 	return Waiter{ID: id, Since: time.UnixMilli(since), Seen: time.UnixMilli(seen), TTL: time.Duration(ttl) * time.Millisecond,
-		Name: f[3], Sender: f[4], Bytes: n}, true
+		Name: f[3], Sender: f[4]}, true
 }
 
 // SetWaiting records that a sender waits for budget, or refreshes the
