@@ -135,11 +135,7 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 				ErrEviction, st.Addr(), policy)
 		}
 	}
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "localhost"
-	}
-	return &Client{st: st, opt: opt, log: opt.Logger, host: host,
+	return &Client{st: st, opt: opt, log: opt.Logger, host: DefaultMember(),
 		pid: strconv.Itoa(os.Getpid()), abandoned: make(map[string]bool), stats: stats}, nil
 }
 
@@ -257,4 +253,15 @@ func (c *Client) deadOnThisHost(holder string) bool {
 	}
 	i := strings.LastIndex(string(stat), ") ") // the command name may hold both
 	return i >= 0 && strings.HasPrefix(string(stat[i+2:]), "Z")
+}
+
+// DefaultMember is the member name a receiver takes when
+// ReceiveOptions.Member is empty, and the host part of the name a sender
+// leaves on its uploads: the host name, or "localhost" if it has none.
+func DefaultMember() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return host
 }

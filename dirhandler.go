@@ -1,6 +1,7 @@
 package filecast
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,13 +93,7 @@ func NewDirHandler(dir string, opt DirOptions) (*DirHandler, error) {
 	}
 	f.Close()
 	root.Remove(probe)
-	member := opt.Member
-	if member == "" {
-		member, _ = os.Hostname()
-		if member == "" {
-			member = "localhost" // as New names the host
-		}
-	}
+	member := cmp.Or(opt.Member, DefaultMember())
 	return &DirHandler{dir: dir, root: root, member: strings.NewReplacer("/", "_", "\\", "_").Replace(member),
 		decompress: opt.Decompress}, nil
 }

@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -145,10 +145,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	if o.retries < 0 {
 		return usagef("--retries must not be negative")
 	}
-	member := o.member
-	if member == "" {
-		member, _ = os.Hostname() // as the library names it
-	}
+	member := cmp.Or(o.member, filecast.DefaultMember())
 	if o.progress.plain && o.stdout && o.json {
 		return usagef("--progress does not go with --stdout --json: its lines would mix with the JSON on stderr")
 	}
