@@ -209,7 +209,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	defer c.abandon(token)
 	defer inFlight(&c.stats.sending)()
 	rec := wire.File{Kind: wire.KindFile, Name: meta.Name, Mode: meta.Mode, ModTime: meta.ModTime,
-		ChunkSize: c.opt.ChunkSize, Sender: token, Live: file == nil, Expect: expectedSize(st)}
+		ChunkSize: c.opt.ChunkSize, Sender: token, Live: file == nil, Expect: max(sizeOf(st), 0)}
 	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
 	t := c.transfers.start(channel, meta.Name, false, sizeOf(st))
 	defer t.end()

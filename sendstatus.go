@@ -2,25 +2,14 @@ package filecast
 
 import (
 	"context"
-	"io/fs"
 	"time"
 
 	"github.com/filecast/filecast/internal/store"
 )
 
 // What a sender records for status to show (docs/PROTOCOL.md): the size it
-// expects a regular file to have, and, while it waits for budget, that it
-// waits.
-
-// expectedSize is the size a sender expects the file st describes to have
-// (wire.File.Expect): its size when the upload begins; 0 (unknown) for
-// anything else than a regular file.
-func expectedSize(st fs.FileInfo) int64 {
-	if st == nil {
-		return 0
-	}
-	return st.Size()
-}
+// expects a regular file to have (wire.File.Expect, from sizeOf), and,
+// while it waits for budget, that it waits.
 
 // A sender that has waited for budget waitRecordAfter records so in Redis
 // (store.Keys.Waiting) and refreshes the record every waitRecordEvery; the

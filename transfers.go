@@ -110,7 +110,7 @@ func (t *transfer) progress(next func(int64)) func(int64) {
 	}
 }
 
-// sizeOf is the size of a regular file being sent, else -1.
+// sizeOf is the size of a regular file being sent, as it begins, else -1.
 func sizeOf(st fs.FileInfo) int64 {
 	if st == nil {
 		return -1

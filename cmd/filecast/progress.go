@@ -439,26 +439,3 @@ func (pf *progressFlags) add(f *pflag.FlagSet) {
 func (pf progressFlags) mode(stderr io.Writer, busy bool) progressMode {
 	return progressModeOf(stderr, pf.plain, pf.off, busy)
 }
-
-// redirect is a writer whose target can change: the log goes to stderr,
-// or above the progress bars while they are shown.
-type redirect struct {
-	mu sync.Mutex
-	w  io.Writer // nil: os.Stderr
-}
-
-func (r *redirect) set(w io.Writer) {
-	r.mu.Lock()
-	r.w = w
-	r.mu.Unlock()
-}
-
-func (r *redirect) Write(b []byte) (int, error) {
-	r.mu.Lock()
-	w := r.w
-	r.mu.Unlock()
-	if w == nil {
-		w = os.Stderr
-	}
-	return w.Write(b)
-}

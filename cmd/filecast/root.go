@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -154,6 +156,29 @@ func (g *globals) logger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(g.json, &slog.HandlerOptions{Level: level}))
 	}
 	return slog.New(slog.NewTextHandler(&g.logs, &slog.HandlerOptions{Level: level}))
+}
+
+// redirect is a writer whose target can change: the log goes to stderr,
+// or above the progress bars while they are shown.
+type redirect struct {
+	mu sync.Mutex
+	w  io.Writer // nil: os.Stderr
+}
+
+func (r *redirect) set(w io.Writer) {
+	r.mu.Lock()
+	r.w = w
+	r.mu.Unlock()
+}
+
+func (r *redirect) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	w := r.w
+	r.mu.Unlock()
+	if w == nil {
+		w = os.Stderr
+	}
+	return w.Write(b)
 }
 
 // minArgs is cobra.MinimumNArgs with a usage error that says what is
