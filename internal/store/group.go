@@ -30,21 +30,13 @@ func (ch Channel) Join(ctx context.Context, group string) error {
 
 // Drop removes group, recording why; files it held back are released. It
 // returns how many, or ErrNoGroup if the channel has no such group.
-//
-// A retried call (its first reply was lost) finds the group gone: the
-// record of the drop, stamped with this call's time, tells that the first
-// one dropped it, and it returns 0 (the count went with the lost reply).
 func (ch Channel) Drop(ctx context.Context, group, reason string) (int64, error) {
-	at := now()
-	m, err := ch.lua(ctx, "drop group", luaDrop, group, at, reason)
+	m, err := ch.lua(ctx, "drop group", luaDrop, group, now(), reason)
 	if err != nil {
 		return 0, err
 	}
 	n, err := m.AsInt64()
 	if err == nil && n < 0 {
-		if dropped, derr := ch.Dropped(ctx); derr == nil && strings.HasPrefix(dropped[group], at+"\t") {
-			return 0, nil
-		}
 		return 0, fmt.Errorf("drop group %s: %w", group, ErrNoGroup)
 	}
 	return n, err
