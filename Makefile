@@ -15,7 +15,7 @@ build:
 ## docs: the command reference in docs/cli (committed; a test fails when it is stale)
 ## and the man pages in bin/man/man1, both from the commands' --help
 docs:
-	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/filecast docs --markdown docs/cli --man bin/man/man1
+	$(GO) run -tags docs -ldflags '$(LDFLAGS)' ./cmd/filecast docs --markdown docs/cli --man bin/man/man1
 
 ## demo: the book's job — logs to three receiver groups on a private Redis
 demo:

@@ -87,11 +87,16 @@ func TestCLIHelpEverywhere(t *testing.T) {
 	}
 }
 
-// The generated man pages: one per command, with its flags.
+// The generated man pages (make docs, a build with -tags docs): one per
+// command, with its flags. The binary users run has no docs command.
 func TestCLIManPages(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	out, err := exec.Command(cliBin, "docs", "--man", dir).CombinedOutput()
+	gen := filepath.Join(t.TempDir(), "filecast-docs")
+	if out, err := exec.Command("go", "build", "-tags", "docs", "-o", gen, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build with -tags docs: %v\n%s", err, out)
+	}
+	out, err := exec.Command(gen, "docs", "--man", dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("filecast docs --man: %v\n%s", err, out)
 	}
@@ -116,5 +121,14 @@ func TestCLIManPages(t *testing.T) {
 		if !strings.Contains(string(recv), s) {
 			t.Errorf("filecast-recv.1 lacks %q", s)
 		}
+	}
+}
+
+// The binary users run leaves the reference generator out.
+func TestCLINoDocsCommand(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(cliBin, "docs", "--man", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `unknown command "docs"`) {
+		t.Errorf("filecast docs: %v\n%s\nwant an unknown command (it is built only with -tags docs)", err, out)
 	}
 }

@@ -16,6 +16,10 @@ import (
 	"github.com/filecast/filecast/internal/units"
 )
 
+// extraCommands are added to the root: the docs generator, in a build
+// with -tags docs.
+var extraCommands []func() *cobra.Command
+
 // globals are the flags every command takes.
 type globals struct {
 	redis         string
@@ -93,7 +97,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g), newRetry(g))
 	setVersion(root)
-	root.AddCommand(newDocs())
+	for _, c := range extraCommands {
+		root.AddCommand(c())
+	}
 	return root
 }
 
