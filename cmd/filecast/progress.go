@@ -36,6 +36,8 @@ type progress struct {
 	total    totals
 	stopped  bool
 	rate     meter // of the bytes this run moved
+	// idleSince is when the last file in flight ended (zero while some are)
+	idleSince time.Time
 	// what the last --progress lines showed
 	lastFiles int
 	lastBytes int64
@@ -219,11 +221,27 @@ func (p *progress) poll(now time.Time) {
 		}
 	}
 	_, moved := p.inFlight()
-	p.rate.sample(p.total.moved+moved, now)
+	switch {
+	case len(p.rows) > 0:
+		p.idleSince = time.Time{}
+	case p.idleSince.IsZero():
+		p.idleSince = now
+	}
+	if p.idle(now) {
+		p.rate = meter{} // the next file's rate starts afresh
+	} else {
+		p.rate.sample(p.total.moved+moved, now)
+	}
 	p.mu.Unlock()
 	for _, r := range ended {
 		r.drop()
 	}
+}
+
+// idle reports whether no file has been in flight for a while: small files
+// that come and go between two polls keep a sender busy.
+func (p *progress) idle(now time.Time) bool {
+	return !p.idleSince.IsZero() && now.Sub(p.idleSince) > 2*time.Second
 }
 
 // inFlight returns the bytes of the files in flight, and of them those
@@ -242,7 +260,7 @@ func (p *progress) totalLine() string {
 	p.mu.Lock()
 	t := p.total
 	done, _ := p.inFlight()
-	rate := p.rate.perSecond
+	rate, busy := p.rate.perSecond, !p.idle(time.Now())
 	p.mu.Unlock()
 	all := t.bytes + done
 	var b strings.Builder
@@ -260,26 +278,37 @@ func (p *progress) totalLine() string {
 	} else {
 		fmt.Fprintf(&b, ", %s", human(all))
 	}
-	fmt.Fprintf(&b, ", %s/s", human(int64(rate)))
-	if t.wantFiles > 0 && t.wantBytes > 0 && rate > 0 && all < t.wantBytes {
-		fmt.Fprintf(&b, ", ETA %v", eta(t.wantBytes-all, rate))
+	switch {
+	case p.c.Stats().WaitingForBudget > 0:
+		b.WriteString(", waiting for budget")
+	case !busy && p.receive:
+		b.WriteString(", waiting for files")
+	case busy:
+		fmt.Fprintf(&b, ", %s/s", human(int64(rate)))
+		if t.wantFiles > 0 && t.wantBytes > 0 && rate > 0 && all < t.wantBytes {
+			fmt.Fprintf(&b, ", ETA %v", eta(t.wantBytes-all, rate))
+		}
 	}
 	return b.String()
 }
 
-// printLines prints --progress's lines: one per file in flight, and the
-// totals, when anything moved since the last time.
+// printLines prints --progress's lines: one per file in flight that moved
+// since the last time, and the totals if anything did. A transfer that
+// waits (for budget, for the sender) is not repeated every interval.
 func (p *progress) printLines() {
 	p.mu.Lock()
 	var lines []string
 	for _, r := range p.rows {
-		lines = append(lines, "progress: "+r.line())
+		if s := r.snapshot(); s.done != r.printed || !r.shown {
+			r.printed, r.shown = s.done, true
+			lines = append(lines, "progress: "+r.line())
+		}
 	}
 	moved := p.total.files != p.lastFiles || p.total.bytes != p.lastBytes
 	p.lastFiles, p.lastBytes = p.total.files, p.total.bytes
 	p.mu.Unlock()
 	if len(lines) == 0 && !moved {
-		return // nothing moved: an idle receiver says nothing
+		return // nothing moved: an idle receiver, a sender waiting, say nothing new
 	}
 	total := "progress: " + p.totalLine()
 	slices.Sort(lines)
@@ -293,6 +322,9 @@ func (p *progress) printLines() {
 type row struct {
 	name string
 	bar  *mpb.Bar
+	// what the last --progress line showed (printLines, under progress.mu)
+	printed int64
+	shown   bool
 
 	mu      sync.Mutex
 	size    int64

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,5 +153,34 @@ func TestProgressLinesOffATerminal(t *testing.T) {
 		case asked && (len(lines) < 3 || len(totals) < 3):
 			t.Errorf("%v: want a progress line for the file and the totals about every 100ms of the 1s transfer, got %d and %d", r, len(lines), len(totals))
 		}
+	}
+}
+
+// A sender waiting for budget says so in its --progress lines and does not
+// repeat the same line every interval while nothing moves.
+func TestProgressLinesWhileWaitingForBudget(t *testing.T) {
+	c := newCLI(t, redistest.Config{})
+	joinGroups(t, c.url, "w", "g") // no member runs: the budget fills and stays full
+	big := filepath.Join(t.TempDir(), "big.bin")
+	writeFile(t, big, randomBytes(3, 6<<20), 0o644)
+	p := c.start("send", "w", big, "--max-bytes", "2MiB", "--progress", "--progress-interval", "100ms")
+	waitFor(t, 20*time.Second, "the sender to wait for budget", func() bool {
+		return strings.Contains(p.stderr(), "waiting for budget")
+	})
+	time.Sleep(time.Second) // ten intervals of waiting
+	p.signal(syscall.SIGINT)
+	r := p.wait()
+	rows := regexp.MustCompile(`(?m)^progress: big\.bin .*$`).FindAllString(r.stderr, -1)
+	seen := map[string]int{}
+	for _, l := range rows {
+		seen[l]++
+	}
+	for l, n := range seen {
+		if n > 1 {
+			t.Errorf("%q printed %d times while nothing moved:\n%s", l, n, r.stderr)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^progress: sent 0/1 files, [0-9.]+ MiB of 6\.0 MiB \(\d+%\), waiting for budget$`).MatchString(r.stderr) {
+		t.Errorf("no totals line saying the sender waits for budget:\n%s", r.stderr)
 	}
 }

@@ -95,7 +95,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	f.IntVar(&g.replicas, "replicas", 0, "wait until N replicas have every chunk and state change before going on (WAIT); with N = each primary's replica count, a failover loses nothing reported sent")
 	f.BoolVar(&g.readReplicas, "read-replicas", false, "read chunks from replicas (a cluster's, or a Sentinel set's); the primary serves what they lack")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newSend(g), newRecv(g), newStatus(g), newClean(g), newRetry(g))
+	root.AddCommand(newSend(g), newRecv(g), newJoin(g), newStatus(g), newClean(g), newRetry(g))
 	setVersion(root)
 	for _, c := range extraCommands {
 		root.AddCommand(c())
