@@ -201,7 +201,7 @@ func (c *Client) SetBudget(ctx context.Context, channel string, maxBytes int64) 
 		return err
 	}
 	if maxBytes < int64(c.opt.ChunkSize) {
-		return fmt.Errorf("%w: budget %d bytes is smaller than one chunk (%d bytes)", ErrUsage, maxBytes, c.opt.ChunkSize)
+		return usage(fmt.Errorf("budget %d bytes: it must hold at least one chunk (%d bytes; see Options.ChunkSize)", maxBytes, c.opt.ChunkSize))
 	}
 	c.mu.Lock()
 	delete(c.budgets, ch.Keys().Base())

@@ -202,9 +202,6 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 			return nil, err
 		}
 	}
-	if err := c.register(ctx, ch); err != nil {
-		return nil, err
-	}
 	token := c.token()
 	defer c.abandon(token)
 	defer inFlight(&c.stats.sending)()
@@ -306,22 +303,20 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 
 // openLive readies channel for a sender that runs until stopped (Follow,
 // Watch): it sets the budget if one is given, lists the channel, and
-// refuses at once if no group has joined it.
+// refuses at once if no group has joined it: a channel is listed
+// only once a sender could announce files on it.
 func (c *Client) openLive(ctx context.Context, ch store.Channel, maxBytes int64) error {
 	if maxBytes > 0 {
 		if err := c.SetBudget(ctx, ch.Keys().Channel(), maxBytes); err != nil {
 			return err
 		}
 	}
-	if err := c.register(ctx, ch); err != nil {
-		return err
-	}
 	if n, err := ch.GroupCount(ctx); err != nil {
 		return err
 	} else if n == 0 {
 		return noGroups(ch)
 	}
-	return nil
+	return c.register(ctx, ch)
 }
 
 func noGroups(ch store.Channel) error {
@@ -345,7 +340,7 @@ func (c *Client) begin(ctx context.Context, ch store.Channel, rec *wire.File, ba
 		}
 		switch res.Status {
 		case store.BeginNew, store.BeginResume:
-			return res, nil
+			return res, c.register(ctx, ch) // listed once something was announced
 		case store.BeginNoGroups:
 			return res, noGroups(ch)
 		case store.BeginBusy:

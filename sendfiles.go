@@ -52,6 +52,12 @@ type SendFilesOptions struct {
 	// receiver keeps only the last of them. On the goroutine that called
 	// SendFiles.
 	OnSameName func(SameName)
+	// OnNotRegular, if set, is told of the entries below a directory
+	// source that are not sent because they are not regular files (named
+	// pipes, sockets, devices, dangling symlinks, symlinks to
+	// directories), named relative to dir, once per such directory, before
+	// anything is sent. On the goroutine that called SendFiles.
+	OnNotRegular func(dir string, entries []string)
 }
 
 // SentFile is one file SendFiles sent or skipped.
@@ -90,12 +96,15 @@ type BatchResult struct {
 }
 
 // SendFiles sends the files at sources to channel as one resumable batch
-// (SendOptions.Batch): a source is a file, sent under its base name; a
-// directory, whose regular files (symlinks to files followed) are sent
-// under their slash-separated path relative to it; or "-", which reads
-// SendFilesOptions.Stdin. Every source is checked before anything is sent:
-// a missing or unreadable source, or sources that hold no file at all, fail
-// with ErrUsage.
+// (SendOptions.Batch): a source is a regular file, sent under its base name;
+// a directory, whose regular files (symlinks to files followed) are sent
+// under their slash-separated path relative to it, the other entries left
+// out (SendFilesOptions.OnNotRegular); or "-", which reads
+// SendFilesOptions.Stdin. A source given twice (the same absolute path) is
+// sent once. Every source is checked before anything is sent: a missing or
+// unreadable source, one that is neither a regular file nor a directory (a
+// named pipe, a device), or sources that hold no file at all, fail with
+// ErrUsage, the message naming the source.
 //
 // Files whose upload an earlier run left unfinished are sent first: their
 // chunks hold budget that receivers wait on them to free, and the other
@@ -117,14 +126,19 @@ func (c *Client) SendFiles(ctx context.Context, channel string, sources []string
 	if _, err := c.channel(channel); err != nil {
 		return nil, fail(err)
 	}
+	sources = uniqueSources(sources)
+	if opt.MaxBytes > 0 && opt.MaxBytes < int64(c.opt.ChunkSize) {
+		return nil, usage(fmt.Errorf("SendOptions.MaxBytes %d: the budget must hold at least one chunk (%d bytes; see Options.ChunkSize)",
+			opt.MaxBytes, c.opt.ChunkSize))
+	}
 	if opt.Batch == "" {
 		opt.Batch = batchName(c.host, sources, opt.StdinName)
 	} else if err := CheckChannel("batch", opt.Batch); err != nil {
 		return nil, fail(err)
 	}
-	items, err := expandSources(sources, opt.Stdin != nil, opt.StdinName)
+	items, err := expandSources(sources, opt.Stdin != nil, opt.StdinName, opt.OnNotRegular)
 	if err != nil {
-		return nil, fail(err)
+		return nil, err // it names the source
 	}
 	if opt.OnStart != nil {
 		opt.OnStart(len(items), sizeOfItems(items))
@@ -193,8 +207,28 @@ type sendItem struct {
 	path, name string
 }
 
+// uniqueSources returns sources without those that name the same path as
+// an earlier one: sent twice in one batch, the second would be found
+// already sent.
+func uniqueSources(sources []string) []string {
+	seen := make(map[string]bool, len(sources))
+	out := make([]string, 0, len(sources))
+	for _, p := range sources {
+		key := p
+		if abs, err := filepath.Abs(p); err == nil && p != "-" {
+			key = abs // cleaned too
+		}
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // expandSources lists the files to send, in order, checking every source.
-func expandSources(sources []string, haveStdin bool, stdinName string) ([]sendItem, error) {
+// notRegular, if set, is told of each directory's entries left out.
+func expandSources(sources []string, haveStdin bool, stdinName string, notRegular func(string, []string)) ([]sendItem, error) {
 	var items []sendItem
 	for _, p := range sources {
 		if p == "-" {
@@ -210,9 +244,12 @@ func expandSources(sources []string, haveStdin bool, stdinName string) ([]sendIt
 			items = append(items, sendItem{path: "-", name: stdinName})
 			continue
 		}
-		found, err := expand(p)
+		found, left, err := expand(p)
 		if err != nil {
 			return nil, err
+		}
+		if len(left) > 0 && notRegular != nil {
+			notRegular(p, left)
 		}
 		items = append(items, found...)
 	}
@@ -224,8 +261,9 @@ func expandSources(sources []string, haveStdin bool, stdinName string) ([]sendIt
 }
 
 // expand lists the regular files at path: the file itself, or every file
-// below a directory, named relative to it.
-func expand(path string) ([]sendItem, error) {
+// below a directory, named relative to it, with the entries of the
+// directory that are not regular files (left).
+func expand(path string) (items []sendItem, left []string, err error) {
 	cannot := func(p string, err error) error {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -235,17 +273,20 @@ func expand(path string) ([]sendItem, error) {
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, cannot(path, err)
+		return nil, nil, cannot(path, err)
 	}
 	if !st.IsDir() {
+		if !st.Mode().IsRegular() { // opening a named pipe would wait for a writer
+			return nil, nil, usage(fmt.Errorf("cannot send %s: it is %s, neither a regular file nor a directory (pipe it in as \"-\")",
+				path, kindOf(st.Mode())))
+		}
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, cannot(path, err)
+			return nil, nil, cannot(path, err)
 		}
 		f.Close()
-		return []sendItem{{path: path, name: filepath.Base(path)}}, nil
+		return []sendItem{{path: path, name: filepath.Base(path)}}, nil, nil
 	}
-	var items []sendItem
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return cannot(p, err)
@@ -253,18 +294,34 @@ func expand(path string) ([]sendItem, error) {
 		if d.IsDir() {
 			return nil
 		}
-		st, err := os.Stat(p) // follows symlinks to files
-		if err != nil || !st.Mode().IsRegular() {
-			return nil // sockets, devices, dangling links: nothing to send
-		}
 		rel, err := filepath.Rel(path, p)
 		if err != nil {
 			return err
 		}
+		st, err := os.Stat(p) // follows symlinks to files
+		if err != nil || !st.Mode().IsRegular() {
+			left = append(left, filepath.ToSlash(rel)) // sockets, devices, dangling links: nothing to send
+			return nil
+		}
 		items = append(items, sendItem{path: p, name: filepath.ToSlash(rel)})
 		return nil
 	})
-	return items, err
+	return items, left, err
+}
+
+// kindOf names a file type that is not a regular file or a directory.
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a special file"
 }
 
 // sizeOfItems returns how many bytes items hold, or -1 if that is not known

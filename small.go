@@ -56,7 +56,7 @@ func (c *Client) putSmall(ctx context.Context, ch store.Channel, f *os.File, st 
 			if opt.Progress != nil && n > 0 {
 				opt.Progress(int64(n))
 			}
-			return true, nil
+			return true, c.register(ctx, ch)
 		case store.BeginNoGroups:
 			return false, noGroups(ch)
 		case store.PutSlow:

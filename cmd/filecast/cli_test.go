@@ -367,9 +367,9 @@ func TestCLIBadInput(t *testing.T) {
 		{"recv without group", []string{"recv", "ch", "--dir", dir}, []string{"--group"}},
 		{"recv with two outputs", []string{"recv", "ch", "--group", "g", "--dir", dir, "--stdout"}, []string{"exactly one of --dir"}},
 		{"recv without output", []string{"recv", "ch", "--group", "g"}, []string{"exactly one of --dir"}},
-		{"status with two channels", []string{"status", "a", "b"}, []string{"at most 1"}},
+		{"status with two channels", []string{"status", "a", "b"}, []string{"at most one CHANNEL"}},
 		{"clean without action", []string{"clean", "ch"}, []string{"--stale"}},
-		{"budget below one chunk", []string{"send", "ch", file, "--max-bytes", "1KiB"}, []string{"smaller than one chunk"}},
+		{"budget below one chunk", []string{"send", "ch", file, "--max-bytes", "1KiB"}, []string{"--max-bytes 1KiB: the budget must hold at least one chunk"}},
 		{"bad chunk size", []string{"send", "ch", file, "--chunk-size", "10"}, []string{"--chunk-size 10: must be between"}},
 		{"lease too short", []string{"status", "--lease", "100ms"}, []string{"--lease 100ms"}},
 		{"max-bytes zero", []string{"send", "ch", file, "--max-bytes", "0"}, []string{"--max-bytes 0", "must be positive"}},
@@ -403,7 +403,7 @@ func TestCLIBadInput(t *testing.T) {
 	for bad, part := range map[string]string{
 		"redis://[::1":   "missing ']' in host",
 		"ftp://x":        `the scheme "ftp" is none of redis, rediss, unix`,
-		"localhost:6379": `the scheme "localhost"`,
+		"localhost:6379": `it has no scheme: write redis://localhost:6379`,
 		"redis://h/x":    `invalid database number: "x"`,
 	} {
 		t.Run("malformed URL "+bad, func(t *testing.T) {

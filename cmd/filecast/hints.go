@@ -34,7 +34,8 @@ var cliWords = strings.NewReplacer(
 // and errors.As see through it.
 func inCLIWords(err error) error {
 	msg := err.Error()
-	said := cliWords.Replace(msg)
+	// The exit code (2) says it is a usage error; the text after says what.
+	said := strings.ReplaceAll(cliWords.Replace(msg), filecast.ErrUsage.Error()+": ", "")
 	if fe := (*filecast.Error)(nil); errors.As(err, &fe) && fe.Channel != "" {
 		said = strings.ReplaceAll(said, "filecast recv CHANNEL", "filecast recv "+fe.Channel)
 	}

@@ -13,7 +13,7 @@ import (
 // liveClient connects for --follow or --watch, applies the channel
 // settings given, and returns the budget asked for.
 func liveClient(ctx context.Context, g *globals, o *sendOptions, channel string) (*filecast.Client, int64, error) {
-	maxBytes, err := parseMaxBytes(o.maxBytes)
+	maxBytes, err := parseMaxBytes(g, o.maxBytes)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -52,6 +53,9 @@ type metricsServer struct {
 func listenMetrics(g *globals, addr, channel string) (*metricsServer, error) {
 	if addr == "" {
 		return nil, nil
+	}
+	if _, err := strconv.ParseUint(addr, 10, 16); err == nil { // a port alone
+		return nil, usagef("--metrics-addr %s: give HOST:PORT or :PORT; to listen on port %s on every interface, write :%s", addr, addr, addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	switch {

@@ -156,6 +156,12 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	if o.json {
 		notices = g.json.notices()
 	}
+	// The port first: a refusal leaves nothing behind, not even --dir.
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	var s sink
 	var dir *filecast.DirHandler
 	switch {
@@ -176,11 +182,6 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		s = &stdoutSink{w: stdout, decompress: o.decompress}
 		o.concurrency = 1 // one file after another
 	}
-	metrics, err := listenMetrics(g, o.metricsAddr, channel)
-	if err != nil {
-		return err
-	}
-	defer metrics.Close()
 	c, err := g.client(ctx)
 	if err != nil {
 		return err

@@ -94,8 +94,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 integrity check failed,
 	f.StringVar(&g.chunkSize, "chunk-size", "", "largest chunk stored in Redis (default 1MiB-64)")
 	f.IntVar(&g.replicas, "replicas", 0, "wait until N replicas have every chunk and state change before going on (WAIT); with N = each primary's replica count, a failover loses nothing reported sent")
 	f.BoolVar(&g.readReplicas, "read-replicas", false, "read chunks from replicas (a cluster's, or a Sentinel set's); the primary serves what they lack")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(newSend(g), newRecv(g), newJoin(g), newStatus(g), newClean(g), newRetry(g))
+	suggestFor(root)
 	setVersion(root)
 	for _, c := range extraCommands {
 		root.AddCommand(c())
@@ -202,7 +203,7 @@ func minArgs(n int, what string) cobra.PositionalArgs {
 func maxArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > n {
-			return usagef("%s takes at most %d argument(s), got %d (see %s --help)", cmd.Name(), n, len(args), cmd.CommandPath())
+			return usagef("%s (see %s --help)", tooManyArgs(cmd, n, len(args)), cmd.CommandPath())
 		}
 		return nil
 	}

@@ -47,7 +47,7 @@ type sendOptions struct {
 func newSend(g *globals) *cobra.Command {
 	o := &sendOptions{}
 	cmd := &cobra.Command{
-		Use:   "send CHANNEL (PATH... | --follow PATH... | --watch DIR)",
+		Use:   "send CHANNEL (PATH... | --eof | --follow PATH... | --watch DIR)",
 		Short: "Publish files, directories, stdin, growing logs or a drop folder to a channel",
 		Long: `Publish files to CHANNEL. Each file is announced before its first chunk is
 stored, so receivers start processing it while it is still uploading.
@@ -84,6 +84,10 @@ is never sent half a file. A watcher restarted sends what arrived while it
 was down and nothing it had sent. --remove-sent deletes each file once its
 upload is complete.
 
+--eof with no PATH only marks the end of a batch: after several send runs
+(on one machine or many) that together make one batch, it lets
+"recv --until-eof" receivers return once they have handled all of it.
+
 The channel holds at most --max-bytes of file data in Redis; the sender
 waits while it is full, and a file larger than the budget streams through
 it.
@@ -109,13 +113,20 @@ files sent after they joined.`,
   # send a batch and mark its end for "recv --until-eof"
   filecast send --eof --max-bytes 256MiB datasets ./shards
 
+  # a batch sent by several runs: mark its end once they are done
+  filecast send datasets ./part1 && filecast send datasets ./part2
+  filecast send datasets --eof
+
   # follow logs through rotation; receivers keep every generation
   filecast send logs --follow /var/log/app.log '/var/log/nginx/*.log'
 
   # a drop folder: whatever lands in /srv/outbox is sent, then removed
   filecast send inbox --watch /srv/outbox --remove-sent`,
-		Args: minArgs(2, "a CHANNEL and at least one PATH"),
+		Args: minArgs(1, "a CHANNEL and at least one PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && (!o.eof || o.follow || o.watch) {
+				return usagef("send needs a CHANNEL and at least one PATH, or --eof alone to mark the end of a batch (see %s --help)", cmd.CommandPath())
+			}
 			if err := checkSendModes(cmd, o, args[1:]); err != nil {
 				return err
 			}
@@ -138,13 +149,16 @@ files sent after they joined.`,
 			case o.watch:
 				return runWatch(cmd.Context(), g, o, args[0], args[1], cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
+			if len(args) == 1 {
+				return runEOF(cmd.Context(), g, o, args[0], cmd.ErrOrStderr())
+			}
 			return runSend(cmd.Context(), g, o, args[0], args[1:], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.name, "name", "", "name of the file read from stdin (\"-\")")
 	f.DurationVar(&o.flush, "flush", filecast.DefaultFlush, "longest a byte of stdin waits before it is stored")
-	f.BoolVar(&o.eof, "eof", false, "mark the end of a batch after these files (see recv --until-eof)")
+	f.BoolVar(&o.eof, "eof", false, "mark the end of a batch after these files, or alone (no PATH) to end one sent by earlier runs (see recv --until-eof)")
 	f.StringVar(&o.maxBytes, "max-bytes", "", "budget: most file data the channel may hold in Redis (default: keep the channel's, else 1GiB)")
 	f.DurationVar(&o.keepFailed, "keep-failed", 0, "channel setting: how long the files a group gave up on are kept for \"filecast retry\" (default 24h; 0: not kept)")
 	f.DurationVar(&o.groupExpiry, "group-expiry", 0, "channel setting: drop a group whose members have all been gone this long (0: never, the default)")
@@ -212,7 +226,7 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	opt := filecast.SendFilesOptions{SendOptions: filecast.SendOptions{Flush: o.flush, Batch: o.batch},
 		Resend: o.resend, EOF: o.eof}
 	var err error
-	if opt.MaxBytes, err = parseMaxBytes(o.maxBytes); err != nil {
+	if opt.MaxBytes, err = parseMaxBytes(g, o.maxBytes); err != nil {
 		return err
 	}
 	if o.batch != "" {
@@ -250,6 +264,9 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 	opt.OnSameName = func(s filecast.SameName) {
 		fmt.Fprintf(stderr, "warning: %s and %s are both sent as %s; a --dir receiver keeps only the last\n", s.First, s.Path, s.Name)
 	}
+	opt.OnNotRegular = func(dir string, entries []string) {
+		fmt.Fprintln(stderr, notRegularLine(dir, entries))
+	}
 	var pv *progress
 	defer func() {
 		if pv != nil {
@@ -277,9 +294,9 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		case f.Skipped:
 		case f.Resumed: // the rate counts what this run moved
 			fmt.Fprintf(stderr, "sent %s  %s (resumed): %s moved in %v, %s/s\n", f.Name, human(f.Size), human(f.Moved()),
-				f.Elapsed.Round(time.Millisecond), human(rate(f.Moved(), f.Elapsed)))
+				took(f.Elapsed), human(rate(f.Moved(), f.Elapsed)))
 		default:
-			fmt.Fprintf(stderr, "sent %s  %s in %v, %s/s\n", f.Name, human(f.Size), f.Elapsed.Round(time.Millisecond),
+			fmt.Fprintf(stderr, "sent %s  %s in %v, %s/s\n", f.Name, human(f.Size), took(f.Elapsed),
 				human(rate(f.Size, f.Elapsed)))
 		}
 	}
@@ -312,7 +329,7 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 // moved, not what resumed uploads had stored before.
 func totalLine(res *filecast.BatchResult) string {
 	line := fmt.Sprintf("sent %d %s, %s in %v, %s/s", res.Files, plural(res.Files, "file", "files"), human(res.Bytes),
-		res.Elapsed.Round(time.Millisecond), human(rate(res.Bytes, res.Elapsed)))
+		took(res.Elapsed), human(rate(res.Bytes, res.Elapsed)))
 	if res.Skipped > 0 {
 		line += fmt.Sprintf("; %d skipped", res.Skipped)
 	}
@@ -325,8 +342,8 @@ func rate(n int64, d time.Duration) int64 {
 }
 
 // parseMaxBytes parses --max-bytes: empty keeps the channel's budget; a
-// budget must hold at least a byte.
-func parseMaxBytes(s string) (int64, error) {
+// budget must hold at least one chunk (--chunk-size).
+func parseMaxBytes(g *globals, s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
@@ -336,6 +353,13 @@ func parseMaxBytes(s string) (int64, error) {
 	}
 	if n <= 0 {
 		return 0, usagef("--max-bytes %s: a channel's budget must be positive (leave --max-bytes out to keep the channel's, else 1GiB)", s)
+	}
+	chunk := int64(filecast.DefaultChunkSize)
+	if c, err := units.ParseBytes(g.chunkSize); err == nil && g.chunkSize != "" {
+		chunk = c // a bad --chunk-size is reported when connecting
+	}
+	if n < chunk {
+		return 0, usagef("--max-bytes %s: the budget must hold at least one chunk (%d bytes; see --chunk-size)", s, chunk)
 	}
 	return n, nil
 }

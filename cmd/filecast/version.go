@@ -23,7 +23,7 @@ type buildInfo struct {
 	Version  string `json:"version"`            // release, module version or "devel"
 	Revision string `json:"revision,omitempty"` // VCS commit, if recorded
 	Time     string `json:"time,omitempty"`     // commit time, if recorded
-	Modified bool   `json:"modified"`           // built from a work tree with local changes
+	Modified *bool  `json:"modified,omitempty"` // built from a work tree with local changes, if recorded
 	Go       string `json:"go"`                 // toolchain, e.g. go1.26.8
 	Platform string `json:"platform"`           // GOOS/GOARCH
 }
@@ -43,7 +43,8 @@ func readBuildInfo() buildInfo {
 			case "vcs.time":
 				b.Time = s.Value
 			case "vcs.modified":
-				b.Modified = s.Value == "true"
+				modified := s.Value == "true"
+				b.Modified = &modified
 			}
 		}
 	}
@@ -64,7 +65,7 @@ func (b buildInfo) String() string {
 			rev = rev[:12]
 		}
 		fmt.Fprintf(&s, " (commit %s", rev)
-		if b.Modified {
+		if b.Modified != nil && *b.Modified {
 			s.WriteString(", modified")
 		}
 		s.WriteString(")")

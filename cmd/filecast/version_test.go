@@ -55,7 +55,7 @@ func TestBuildInfoString(t *testing.T) {
 		{buildInfo{Version: "devel", Go: "go1.26.8", Platform: "linux/amd64"}, "devel built with go1.26.8 for linux/amd64"},
 		{buildInfo{Version: "v1.2.0", Revision: "425526e42e95ec0eeb7aacf6b02aa736f1dc34b0", Go: "go1.26.8", Platform: "linux/arm64"},
 			"v1.2.0 (commit 425526e42e95) built with go1.26.8 for linux/arm64"},
-		{buildInfo{Version: "devel", Revision: "425526e42e95ec0e", Modified: true, Go: "go1.26.8", Platform: "linux/amd64"},
+		{buildInfo{Version: "devel", Revision: "425526e42e95ec0e", Modified: ptr(true), Go: "go1.26.8", Platform: "linux/amd64"},
 			"devel (commit 425526e42e95, modified) built with go1.26.8 for linux/amd64"},
 	} {
 		if got := tc.b.String(); got != tc.want {
@@ -84,3 +84,5 @@ func TestCLIUnknownCommand(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -135,8 +135,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	safe := Redact(cfg.URL)
 	opt, err := rueidis.ParseURL(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %s; the accepted forms are redis://[user:password@]host:port/db, "+
-			"rediss://… for TLS and unix:///path/to/redis.sock (valkey:// and valkeys:// alike)", ErrBadURL, safe, urlProblem(err))
+		return nil, badURL(cfg.URL, safe, err)
 	}
 	if err := setTLS(&opt, cfg); err != nil {
 		return nil, err
@@ -170,6 +169,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 				}
 			}
 			return c, nil
+		}
+		if outOfRange(err) {
+			return nil, noSuchDB(ctx, opt, safe)
 		}
 		if !dropped(err) || time.Since(start)+wait > min(setupRetry, max(cfg.RetryFor, wait)) || ctx.Err() != nil {
 			return nil, describeDialError(safe, opt.TLSConfig != nil, err)
