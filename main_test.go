@@ -12,14 +12,21 @@ import (
 // they all returned: every goroutine a Client starts has an owner that
 // waits for it (STYLE.md, rule 7).
 //
-// One goroutine of rueidis is let be: after a cluster's topology changed
-// (a failover, a slot moved), rueidis closes the connections to the nodes
-// it dropped 5 s later, from a goroutine that sleeps until then and ends by
-// itself (cluster.go, _refresh); a test that moved slots just before it
-// ended leaves one behind.
+// Two goroutines of rueidis are let be, each sleeping for a delay it
+// chose and then ending by itself, whatever the client's state:
+//   - after a cluster's topology changed (a failover, a slot moved), it
+//     closes the connections to the nodes it dropped 5 s later
+//     (cluster.go, _refresh);
+//   - it refreshes a cluster's topology after a random delay of up to a
+//     second once a command met a MOVED or a lost node (singleflight.go,
+//     DelayDo).
+//
+// A test that moved slots or stopped a node just before it ended leaves one
+// behind.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(pooled{m},
-		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"))
+		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
+		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"))
 }
 
 // pooled runs the tests, then stops the Redis Clusters they shared, so
