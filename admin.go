@@ -55,10 +55,13 @@ func (c *Client) holders(ctx context.Context, ch store.Channel) ([]Holder, error
 	}
 	out := make([]Holder, 0, len(hs))
 	for _, h := range hs {
-		x := Holder{Group: h.Group, Bytes: h.Bytes, Blocked: map[string]string{}}
-		if gone := time.Since(h.Seen); gone > h.SeenTTL { // the members' own lease, not this client's
-			x.Gone = gone
+		// Best effort: a user who may not read the members (a sender's
+		// ACL) goes by when the last of them was seen alone.
+		live, err := leaseHeld(ctx, ch, h.Group)
+		if err != nil {
+			c.log.Debug("read the leases of the members of a group holding the budget", "group", h.Group, "err", err)
 		}
+		x := Holder{Group: h.Group, Bytes: h.Bytes, Gone: goneFor(h, live), Blocked: map[string]string{}}
 		for m, v := range h.Blocked {
 			if b := parseBlocked(v); b != nil {
 				x.Blocked[m] = b.Reason

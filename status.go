@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/filecast/filecast/internal/chunk"
 	"github.com/filecast/filecast/internal/store"
 	"github.com/filecast/filecast/internal/wire"
 )
@@ -86,13 +87,14 @@ func (f FileStatus) Total() (int64, bool) {
 }
 
 // TotalChunks returns how many chunks the file has or is expected to
-// have, when its size is known (Total).
+// have, when its size is known (Total): its first chunks are smaller than
+// ChunkSize (the ramp, docs/PROTOCOL.md §6.1).
 func (f FileStatus) TotalChunks() (int64, bool) {
 	n, ok := f.Total()
 	if !ok || f.ChunkSize <= 0 {
 		return 0, false
 	}
-	return (n + int64(f.ChunkSize) - 1) / int64(f.ChunkSize), true
+	return chunk.Count(n, f.ChunkSize), true
 }
 
 // GroupStatus describes one receiver group.
@@ -113,8 +115,9 @@ type GroupStatus struct {
 	// of the budget (a file several groups still need counts for each).
 	Held int64 `json:"held"`
 	// Seen is when a member of the group was last seen alive (or when it
-	// joined, if no member ever ran); Gone is set once that is longer ago
-	// than the members' lease: no member runs.
+	// joined, if no member ever ran); Gone is set when no member runs:
+	// every member is gone (MemberStatus.Gone) and Seen is longer ago than
+	// the last one's lease.
 	Seen time.Time `json:"seen"`
 	Gone bool      `json:"gone"`
 }
@@ -266,6 +269,7 @@ func (c *Client) groups(ctx context.Context, ch store.Channel, s *ChannelStatus)
 	if err != nil {
 		return err
 	}
+	live := map[string]bool{} // groups with a member holding its lease
 	for _, g := range groups {
 		gs := GroupStatus{Name: g.Name, Lag: g.Lag, Pending: g.Pending, Members: []MemberStatus{}, Failed: []FailedFile{}}
 		ms, err := ch.Members(ctx, g.Name)
@@ -287,6 +291,9 @@ func (c *Client) groups(ctx context.Context, ch store.Channel, s *ChannelStatus)
 		for _, m := range ms {
 			gs.Members = append(gs.Members, MemberStatus{Name: m.Name, Pending: m.Pending, Idle: m.Idle,
 				Gone: !leased[m.Name], Blocked: parseBlocked(blocked[m.Name])})
+			if leased[m.Name] {
+				live[g.Name] = true
+			}
 		}
 		failed, err := ch.Failed(ctx, g.Name)
 		if err != nil {
@@ -317,11 +324,43 @@ func (c *Client) groups(ctx context.Context, ch store.Channel, s *ChannelStatus)
 		for i := range s.Groups {
 			if s.Groups[i].Name == h.Group {
 				s.Groups[i].Held, s.Groups[i].Seen = h.Bytes, h.Seen
-				s.Groups[i].Gone = time.Since(h.Seen) > h.SeenTTL
+				s.Groups[i].Gone = goneFor(h, live[h.Group]) > 0
 			}
 		}
 	}
 	return nil
+}
+
+// goneFor returns how long no member of group h has run, or 0 while one
+// does. A group is gone only when every member is: while one holds its
+// lease the group runs, whatever the others did; with none holding it,
+// once its last member's lease ran out (h.Seen + h.SeenTTL; a member that
+// stopped gave its lease up at once). live says whether a member holds
+// its lease now.
+func goneFor(h store.Holder, live bool) time.Duration {
+	if d := time.Since(h.Seen); !live && d > h.SeenTTL {
+		return d
+	}
+	return 0
+}
+
+// leaseHeld reports whether a member of group holds its lease now.
+func leaseHeld(ctx context.Context, ch store.Channel, group string) (bool, error) {
+	ms, err := ch.Members(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Name
+	}
+	leased, err := ch.Leases(ctx, group, names)
+	for _, ok := range leased {
+		if ok {
+			return true, err
+		}
+	}
+	return false, err
 }
 
 // existing returns the handle on channel for op, or an error wrapping

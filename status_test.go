@@ -122,8 +122,9 @@ func statusWaitingSender(t *testing.T, url string) {
 	if len(st.Files) != 1 || st.Files[0].Expected != size || st.Files[0].ChunkSize != chunk {
 		t.Fatalf("files %+v, want big.bin expected %d bytes in chunks of %d", st.Files, size, chunk)
 	}
-	if n, ok := st.Files[0].TotalChunks(); !ok || n != 40 {
-		t.Errorf("TotalChunks = %d, %v; want 40, true", n, ok)
+	// The first chunk is 64 bytes short of the chunk size (the ramp): 41.
+	if n, ok := st.Files[0].TotalChunks(); !ok || n != 41 {
+		t.Errorf("TotalChunks = %d, %v; want 41, true", n, ok)
 	}
 	g := st.Groups[0]
 	if g.Unacked != 1 || g.UnackedBytes != size || g.Oldest.IsZero() || !g.Gone || g.Held == 0 {
@@ -138,5 +139,137 @@ func statusWaitingSender(t *testing.T, url string) {
 	}
 	if _, err := c.Status(ctx, "nosuch"); !errors.Is(err, filecast.ErrNoChannel) || !strings.Contains(err.Error(), "channels there are: w") {
 		t.Errorf("Status of a channel never used: %v, want ErrNoChannel naming w", err)
+	}
+}
+
+// A group runs while one of its members does: a member that stops is
+// gone, not its group, in Status and in what a sender waiting for budget
+// is told (SendOptions.OnWait); the group is gone once every member is.
+// The admin calls are no member's sign of life: they leave when the group
+// was last seen as it is.
+func TestStatusGroupGoneOnlyWhenEveryMemberIs(t *testing.T) {
+	t.Parallel()
+	const chunk = 64 << 10
+	// A long lease: member a renews it every 20 s, so a group taken for
+	// gone when b stops would stay so for the whole test.
+	c, _ := newClient(t, filecast.Options{ChunkSize: chunk, Lease: time.Minute})
+	ctx := context.Background()
+	hold := make(chan struct{})
+	holding := func(ctx context.Context, f *filecast.File) error { // keeps the file, unread
+		select {
+		case <-hold:
+		case <-ctx.Done():
+		}
+		return ctx.Err()
+	}
+	stopA, waitA := receive(t, c, "gg", holding, filecast.ReceiveOptions{Group: "G", Member: "a"})
+	stopB, waitB := receive(t, c, "gg", holding, filecast.ReceiveOptions{Group: "G", Member: "b"})
+	group := func() filecast.GroupStatus {
+		t.Helper()
+		st, err := c.Status(ctx, "gg")
+		if err != nil || len(st.Groups) != 1 {
+			t.Fatalf("Status: %v, groups %+v; want G", err, st)
+		}
+		return st.Groups[0]
+	}
+	waitUntil(t, "members a and b to read", func() bool {
+		st, err := c.Status(ctx, "gg")
+		return err == nil && len(st.Groups) == 1 && len(st.Groups[0].Members) == 2
+	})
+	stopB()
+	if err := waitB(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("member b: %v", err)
+	}
+	g := group()
+	for _, m := range g.Members {
+		if m.Gone != (m.Name == "b") {
+			t.Errorf("member %+v: gone %v, want only b gone", m, m.Gone)
+		}
+	}
+	if g.Gone {
+		t.Errorf("group %+v is gone while member a runs", g)
+	}
+
+	// a keeps a file that fills the budget; the next one waits.
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "first.bin"), filepath.Join(dir, "second.bin")
+	if err := os.WriteFile(first, randomBytes(8, 200_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(second, randomBytes(9, 100_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sopt := filecast.SendOptions{MaxBytes: 4 * chunk}
+	if _, err := c.SendFile(ctx, "gg", first, "first.bin", sopt); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	waits := make(chan filecast.Wait, 1)
+	sopt.OnWait = func(w filecast.Wait) {
+		select {
+		case waits <- w:
+		default:
+		}
+		cancel()
+	}
+	if _, err := c.SendFile(sctx, "gg", second, "second.bin", sopt); !errors.Is(err, context.Canceled) {
+		t.Fatalf("SendFile of a file that cannot fit: %v, want it to wait until cancelled", err)
+	}
+	select {
+	case w := <-waits:
+		if len(w.Holders) != 1 || w.Holders[0].Group != "G" || w.Holders[0].Gone != 0 {
+			t.Errorf("a waiting sender is told %+v, want G holding the budget, not gone (member a runs)", w.Holders)
+		}
+	default:
+		t.Fatal("the waiting sender was told nothing")
+	}
+
+	close(hold)
+	stopA()
+	if err := waitA(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("member a: %v", err)
+	}
+	g = group()
+	if !g.Gone {
+		t.Errorf("group %+v is not gone once both members stopped", g)
+	}
+	if _, err := c.Retry(ctx, "gg", "G"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReleaseFailed(ctx, "gg", "G"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AbortStale(ctx, "gg", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if after := group(); !after.Seen.Equal(g.Seen) || !after.Gone {
+		t.Errorf("after Retry, ReleaseFailed and AbortStale the group was last seen %v (gone %v), want %v (gone) as before",
+			after.Seen, after.Gone, g.Seen)
+	}
+}
+
+// TotalChunks counts the chunks a file is cut into, the smaller first
+// ones included: those of a complete file, which Status also reports.
+func TestStatusTotalChunksCountsTheRamp(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t, filecast.Options{})
+	ctx := context.Background()
+	if err := c.Join(ctx, "tc", "g"); err != nil { // keeps the files unreleased
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "three.bin")
+	if err := os.WriteFile(path, randomBytes(10, 3_000_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendFile(ctx, "tc", path, "three.bin", filecast.SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx, "tc")
+	if err != nil || len(st.Files) != 1 {
+		t.Fatalf("Status: %v, files %+v; want three.bin", err, st)
+	}
+	f := st.Files[0]
+	if n, ok := f.TotalChunks(); !ok || n != f.Chunks || n != 5 {
+		t.Errorf("TotalChunks of a complete file of 3000000 bytes = %d, %v; want the %d chunks it has (5: 64 KiB, 256 KiB, 3 of 1 MiB)", n, ok, f.Chunks)
 	}
 }

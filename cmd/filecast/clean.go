@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/filecast/filecast"
 )
 
 type cleanOptions struct {
@@ -78,6 +80,11 @@ func runClean(ctx context.Context, g *globals, channel string, o *cleanOptions, 
 		if err != nil {
 			return err
 		}
+		if len(aborted) == 0 {
+			if err := noneStale(ctx, c, channel, o.stale, w); err != nil {
+				return err
+			}
+		}
 	}
 	for _, grp := range o.drop {
 		n, err := c.DropGroup(ctx, channel, grp)
@@ -100,5 +107,36 @@ func runClean(ctx context.Context, g *globals, channel string, o *cleanOptions, 
 		}
 		fmt.Fprintf(w, "deleted %d orphaned %s\n", n, plural(n, "chunk", "chunks"))
 	}
+	return nil
+}
+
+// noneStale says that no upload of channel has been silent for stale, and
+// how long the most silent of those in progress has been.
+func noneStale(ctx context.Context, c *filecast.Client, channel string, stale time.Duration, w io.Writer) error {
+	st, err := c.Status(ctx, channel)
+	if err != nil {
+		return err
+	}
+	var quiet *filecast.FileStatus
+	n := 0
+	for i, f := range st.Files {
+		if f.State != "uploading" {
+			continue
+		}
+		n++
+		if quiet == nil || f.Heartbeat.Before(quiet.Heartbeat) {
+			quiet = &st.Files[i]
+		}
+	}
+	if quiet == nil {
+		fmt.Fprintf(w, "no upload has been silent for %v; none is in progress\n", stale)
+		return nil
+	}
+	which := "the one in progress"
+	if n > 1 {
+		which = fmt.Sprintf("of the %d in progress, the most silent", n)
+	}
+	fmt.Fprintf(w, "no upload has been silent for %v; %s (%s, sender %s) has been silent for %s\n",
+		stale, which, quiet.Name, quiet.Sender, ago(quiet.Heartbeat))
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -39,10 +40,13 @@ gone, for how long), files a group gave up on, senders waiting for budget
 and which groups hold it, and stale uploads (uploading, sender silent
 longer than --lease).
 
---watch shows it again every --interval: in place on a terminal, else as
-a new snapshot each time after a blank line; Ctrl-C (or SIGTERM) ends it
+--watch shows it again every --interval: in place on a terminal (cut to
+its height, saying how many lines were cut), else as a new snapshot each
+time after a blank line; Ctrl-C (or SIGTERM) ends it
 with exit code 0. --json prints one JSON object (docs/STATUS.md describes
-every field); with --watch, one object per line each interval.
+every field); with --watch, one object per line each interval. A status
+that fails with --json ends with {"event":"error","error":…,"exit":N} on
+stdout, like send and recv.
 
 A CHANNEL that was never used is an error (exit 1) naming those there are.`,
 		Example: `  filecast status
@@ -64,6 +68,7 @@ A CHANNEL that was never used is an error (exit 1) naming those there are.`,
 	f.BoolVar(&o.json, "json", false, "print a JSON object (docs/STATUS.md); with --watch, one per line")
 	f.BoolVarP(&o.watch, "watch", "w", false, "show it again every --interval until interrupted")
 	f.DurationVar(&o.interval, "interval", 2*time.Second, "--watch: how often")
+	jsonOutput(cmd, g, &o.json, nil)
 	return cmd
 }
 
@@ -173,7 +178,11 @@ func watchStatus(ctx context.Context, c *filecast.Client, o *statusOptions, args
 		}
 		switch {
 		case tty: // redraw in place: home, each line cleared to its end, the rest of the screen cleared
-			out := strings.ReplaceAll(strings.TrimSuffix(buf.String(), "\n"), "\n", "\x1b[K\n")
+			frame := strings.TrimSuffix(buf.String(), "\n")
+			if cols, rows, err := term.GetSize(int(f.Fd())); err == nil {
+				frame = fitFrame(frame, cols, rows)
+			}
+			out := strings.ReplaceAll(frame, "\n", "\x1b[K\n")
 			_, err = fmt.Fprint(w, "\x1b[H"+out+"\x1b[K\x1b[J")
 		case o.json:
 			_, err = w.Write(buf.Bytes())
@@ -192,6 +201,38 @@ func watchStatus(ctx context.Context, c *filecast.Client, o *statusOptions, args
 			return nil
 		}
 	}
+}
+
+// fitFrame cuts frame (lines without a final newline) to the rows of a
+// terminal cols wide, a line wider than that taking the rows it wraps
+// onto; then the last row says how many lines were cut and how to see
+// them. A frame taller than the terminal would scroll its top off and
+// leave partial frames in the scrollback.
+func fitFrame(frame string, cols, rows int) string {
+	lines := strings.Split(frame, "\n")
+	height := func(l string) int {
+		if cols <= 0 {
+			return 1
+		}
+		return max(1, (utf8.RuneCountInString(l)+cols-1)/cols)
+	}
+	used := 0
+	for _, l := range lines {
+		used += height(l)
+	}
+	if rows <= 0 || used <= rows {
+		return frame
+	}
+	keep, used := 0, 0
+	for keep < len(lines) && used+height(lines[keep]) <= rows-1 {
+		used += height(lines[keep])
+		keep++
+	}
+	note := fmt.Sprintf("... %d more lines: make the window taller, or run status without --watch", len(lines)-keep)
+	if cols > 0 && utf8.RuneCountInString(note) > cols {
+		note = string([]rune(note)[:cols])
+	}
+	return strings.Join(append(lines[:keep:keep], note), "\n")
 }
 
 func printStatus(w io.Writer, s *filecast.ChannelStatus) {
@@ -226,8 +267,8 @@ func printStatus(w io.Writer, s *filecast.ChannelStatus) {
 					seen += " (gone)"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\n", g.Name, lag, oldest, g.Pending, human(g.Held), seen,
-				strings.Join(ms, " "), len(g.Failed))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", g.Name, lag, oldest, g.Pending, human(g.Held), seen,
+				strings.Join(ms, " "), failedCell(g.Failed))
 		}
 	}
 	tw.Flush()
@@ -281,6 +322,22 @@ func fileRow(f filecast.FileStatus) string {
 		state = "STALE (sender silent " + ago(f.Heartbeat) + ")"
 	}
 	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", name, state, size, chunks, stored, ago(f.Created), strings.Join(f.Waiting, ","))
+}
+
+// failedCell is the FAILED column: the files the group gave up on and
+// keeps for a retry, then how many it no longer keeps (dropped, or never
+// kept), which the lines below the table list too.
+func failedCell(failed []filecast.FailedFile) string {
+	kept := 0
+	for _, f := range failed {
+		if f.State == "kept" {
+			kept++
+		}
+	}
+	if n := len(failed) - kept; n > 0 {
+		return fmt.Sprintf("%d (+%d dropped)", kept, n)
+	}
+	return fmt.Sprint(kept)
 }
 
 // memberCell describes m in the groups table: pending files and idle time

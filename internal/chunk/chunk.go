@@ -311,3 +311,22 @@ func (s *Live) cut(ctx context.Context) ([]byte, error) {
 	s.n = 0
 	return b, nil
 }
+
+// Count returns how many chunks NewFull cuts a file of size bytes into
+// with chunks of chunkSize bytes: the first ones sized by Ramp (when
+// smaller than chunkSize), then chunkSize each. A file of 0 bytes has none.
+func Count(size int64, chunkSize int) int64 {
+	if size <= 0 || chunkSize <= 0 {
+		return 0
+	}
+	var n int64
+	for _, r := range Ramp {
+		s := int64(min(r, chunkSize))
+		if size <= s {
+			return n + 1
+		}
+		size -= s
+		n++
+	}
+	return n + (size+int64(chunkSize)-1)/int64(chunkSize)
+}

@@ -210,3 +210,40 @@ func TestLiveSmallChunksInSmallBuffers(t *testing.T) {
 		t.Errorf("a %d-byte chunk came in a %d-byte buffer", len(b), cap(b))
 	}
 }
+
+// Count says how many chunks NewFull cuts, ramp included.
+func TestCountMatchesFull(t *testing.T) {
+	r0, r1 := int64(Ramp[0]), int64(Ramp[1])
+	for _, size := range []int{1 << 20, 1<<20 - 64, 4096, 100 << 10} {
+		cs := int64(size)
+		for _, n := range []int64{0, 1, r0 - 1, r0, r0 + 1, r0 + r1, r0 + r1 + 1, r0 + r1 + cs, r0 + r1 + cs + 1, 3_000_000, 7<<20 + 5} {
+			pool := NewPool(size, 1)
+			src := NewFull(io.LimitReader(zeros{}, n), pool)
+			var want int64
+			for {
+				b, err := src.Next(context.Background())
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				want++
+				pool.Put(b)
+			}
+			if got := Count(n, size); got != want {
+				t.Errorf("Count(%d, %d) = %d, want %d (as NewFull cuts it)", n, size, got, want)
+			}
+		}
+	}
+	if got := Count(3_000_000, 1<<20-64); got != 5 {
+		t.Errorf("Count(3000000, 1 MiB - 64) = %d, want 5 (64 KiB, 256 KiB, then three of 1 MiB)", got)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
