@@ -18,8 +18,8 @@ type Wait struct {
 type Holder struct {
 	Group string
 	Bytes int64
-	// Gone is how long ago a member of the group was last seen, when that
-	// is longer than the lease (no member runs); 0 while one does.
+	// Gone is how long the group has had no member running: every
+	// member's lease has expired (GroupStatus.Gone); 0 while one runs.
 	Gone time.Duration
 	// Blocked holds the members blocked by a fault of their own side
 	// (ReceiveOptions.OnBlocked), with why.

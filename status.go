@@ -375,8 +375,8 @@ func (c *Client) existing(ctx context.Context, op, channel string) (store.Channe
 		return ch, err
 	}
 	chs, err := c.Channels(ctx)
-	if err != nil {
-		return ch, err
+	if err != nil || slices.Contains(chs, channel) {
+		return ch, err // listed: a client registers it before it creates anything in it
 	}
 	if len(chs) == 0 {
 		return ch, fmt.Errorf("%s: %w %q: no channel has been used under prefix %q yet", op, ErrNoChannel, channel, c.opt.Prefix)
