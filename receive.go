@@ -29,6 +29,12 @@ type Result struct {
 // Joined describes a member that joined its group (ReceiveOptions.OnJoined).
 type Joined struct {
 	Channel, Group, Member string
+	// New: this Receive created the group (no member had joined it
+	// before, or it had been dropped); it gets the files sent from now on.
+	New bool
+	// Others are, when New, the channel's other groups, sorted: a new
+	// group beside them may be a mistyped name.
+	Others []string
 }
 
 // Receive joins group to channel and hands every file the group gets to h
@@ -75,7 +81,8 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 	if err := ch.Register(ctx); err != nil {
 		return err
 	}
-	if err := ch.Join(ctx, opt.Group); err != nil {
+	created, others, err := ch.JoinNew(ctx, opt.Group)
+	if err != nil {
 		return err
 	}
 	r := &receiver{c: c, ch: ch, h: h, opt: opt, token: c.token(), inflight: make(map[string]bool), handled: make(map[string]bool),
@@ -103,7 +110,7 @@ func (c *Client) Receive(ctx context.Context, channel string, h Handler, opt Rec
 		}
 	}()
 	if opt.OnJoined != nil {
-		opt.OnJoined(Joined{Channel: channel, Group: opt.Group, Member: opt.Member})
+		opt.OnJoined(Joined{Channel: channel, Group: opt.Group, Member: opt.Member, New: created, Others: others})
 	}
 	return r.run(ctx)
 }

@@ -24,8 +24,34 @@ type Announce struct {
 // Join creates group on the channel (idempotent). The group receives every
 // file announced from now on.
 func (ch Channel) Join(ctx context.Context, group string) error {
-	_, err := ch.lua(ctx, "join group", luaJoin, group, now())
+	_, _, err := ch.JoinNew(ctx, group)
 	return err
+}
+
+// JoinNew is Join that also reports whether this call created the group
+// (a retry after a lost reply says so too) and then, sorted, the channel's
+// other groups.
+func (ch Channel) JoinNew(ctx context.Context, group string) (created bool, others []string, err error) {
+	m, err := ch.lua(ctx, "join group", luaJoin, group, now())
+	if err != nil {
+		return false, nil, err
+	}
+	reply, err := m.ToArray()
+	if err != nil || len(reply) == 0 {
+		return false, nil, fmt.Errorf("join group %s: unexpected reply %v: %w", group, m, err)
+	}
+	if n, _ := reply[0].AsInt64(); n == 0 {
+		return false, nil, nil
+	}
+	for _, r := range reply[1:] {
+		g, err := r.ToString()
+		if err != nil {
+			return true, nil, fmt.Errorf("join group %s: %w", group, err)
+		}
+		others = append(others, g)
+	}
+	slices.Sort(others)
+	return true, others, nil
 }
 
 // Drop removes group, recording why; files it held back are released. It
