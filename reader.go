@@ -83,7 +83,8 @@ func (c *Client) Open(ctx context.Context, channel, id string) (*File, error) {
 }
 
 // Stat describes file id of channel as it is now. Size is -1 while it is
-// being uploaded. A file that is not (or no longer) in Redis is ErrGone.
+// being uploaded (Expected is then the size the sender expects, if known).
+// A file that is not (or no longer) in Redis is ErrGone.
 func (c *Client) Stat(ctx context.Context, channel, id string) (*FileInfo, error) {
 	ch, err := c.channel(channel)
 	if err != nil {
@@ -93,7 +94,8 @@ func (c *Client) Stat(ctx context.Context, channel, id string) (*FileInfo, error
 	if err != nil {
 		return nil, &Error{Op: "stat", Channel: channel, ID: id, Err: corrupt(err)}
 	}
-	info := &FileInfo{Channel: channel, ID: id, Name: rec.Name, Size: rec.Size, Mode: rec.Mode, ModTime: rec.ModTime, Entry: rec.Entry}
+	info := &FileInfo{Channel: channel, ID: id, Name: rec.Name, Size: rec.Size, Expected: rec.Expect, Mode: rec.Mode,
+		ModTime: rec.ModTime, Entry: rec.Entry}
 	if rec.State == wire.Complete {
 		info.Digest = rec.Digest.String()
 	}
@@ -124,8 +126,8 @@ func (c *Client) open(ctx context.Context, ch store.Channel, id, group string, r
 	}
 	fctx, cancel := context.WithCancelCause(ctx)
 	f := &File{
-		FileInfo: FileInfo{Channel: ch.Keys().Channel(), ID: id, Name: rec.Name, Size: rec.Size, Mode: rec.Mode,
-			ModTime: rec.ModTime, Entry: rec.Entry},
+		FileInfo: FileInfo{Channel: ch.Keys().Channel(), ID: id, Name: rec.Name, Size: rec.Size, Expected: rec.Expect,
+			Mode: rec.Mode, ModTime: rec.ModTime, Entry: rec.Entry},
 		c: c, ch: ch, rec: rec, ctx: fctx, cancel: cancel,
 		next: 1, queue: make(chan *fetched, c.opt.ReadAhead), hash: chunk.NewHasher(), group: group,
 		// The queue holds ReadAhead fetches; one more is taken by the

@@ -531,7 +531,11 @@ func (r *receiver) attempt(ctx context.Context, a store.Announce, rec *wire.File
 	}
 	defer f.Close()
 	f.member, f.entry = r.opt.Member, a.Entry
-	f.t = r.c.transfers.start(f.Channel, f.Name, true, f.Size)
+	size := f.Size
+	if size < 0 && f.Expected > 0 {
+		size = f.Expected // until the end record says
+	}
+	f.t = r.c.transfers.start(f.Channel, f.Name, true, size)
 	f.t.setID(a.ID)
 	defer f.t.end()
 	*info = f.FileInfo

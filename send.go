@@ -32,6 +32,10 @@ type FileInfo struct {
 	Mode    fs.FileMode
 	ModTime time.Time
 	Digest  string // XXH3-128 of the content, hex; empty until known
+	// Expected is the size the sender expects: a regular file's size as
+	// its upload began; 0 if unknown (stdin, a followed log). Size, once
+	// known, is what counts.
+	Expected int64
 	// Resumed: Send continued an interrupted upload of the same name; a
 	// receiver's File continued a partial copy (File.ResumeFrom).
 	Resumed bool
@@ -207,7 +211,7 @@ func (c *Client) send(ctx context.Context, channel string, r io.Reader, meta Met
 	defer inFlight(&c.stats.sending)()
 	rec := wire.File{Kind: wire.KindFile, Name: meta.Name, Mode: meta.Mode, ModTime: meta.ModTime,
 		ChunkSize: c.opt.ChunkSize, Sender: token, Live: file == nil, Expect: max(sizeOf(st), 0)}
-	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1}
+	info := &FileInfo{Channel: channel, Name: meta.Name, Mode: meta.Mode.Perm(), ModTime: meta.ModTime, Size: -1, Expected: rec.Expect}
 	t := c.transfers.start(channel, meta.Name, false, sizeOf(st))
 	defer t.end()
 	opt.Progress = t.progress(opt.Progress)
