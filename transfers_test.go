@@ -134,3 +134,76 @@ func TestTransfersKnowsSizeAndResumed(t *testing.T) {
 		t.Fatalf("during the resumed upload, Transfers() = %+v, want Resumed ≥ 65536 and Done ≥ Resumed", resumed)
 	}
 }
+
+// A regular file still uploading has no Size yet, but its sender expects
+// one: the receiver's File and Stat say it as Expected, and the receiving
+// transfer counts towards it, so progress can show a percentage.
+func TestExpectedSizeWhileUploading(t *testing.T) {
+	c, _ := newClient(t, filecast.Options{ChunkSize: 4096})
+	ctx := context.Background()
+	c.Join(ctx, "t", "g")
+	path := filepath.Join(t.TempDir(), "big")
+	data := randomBytes(3, 256<<10)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An interrupted upload leaves the file uploading, to be resumed.
+	cctx, cancel := context.WithCancel(ctx)
+	if _, err := c.SendFile(cctx, "t", path, "big", filecast.SendOptions{Progress: func(n int64) {
+		if n >= 64<<10 {
+			cancel()
+		}
+	}}); err == nil {
+		t.Fatal("the interrupted upload completed; cannot test a file still uploading")
+	}
+
+	type seen struct {
+		file, stat filecast.FileInfo
+		transfer   []filecast.Transfer
+	}
+	got := make(chan seen, 1)
+	resume := make(chan struct{})
+	_, wait := receive(t, c, "t", func(ctx context.Context, f *filecast.File) error {
+		var s seen
+		s.file, s.transfer = f.FileInfo, c.Transfers()
+		if st, err := c.Stat(ctx, "t", f.ID); err == nil {
+			s.stat = *st
+		}
+		got <- s
+		close(resume)
+		_, err := io.Copy(io.Discard, f)
+		return err
+	}, filecast.ReceiveOptions{Group: "g", UntilEOF: true})
+	var s seen
+	select {
+	case s = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the uploading file was not handed to the handler")
+	}
+	<-resume
+	if _, err := c.SendFile(ctx, "t", path, "big", filecast.SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendEOF(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	want := int64(len(data))
+	if s.file.Size != -1 || s.file.Expected != want {
+		t.Errorf("File: Size %d, Expected %d; want -1 and %d while uploading", s.file.Size, s.file.Expected, want)
+	}
+	if s.stat.Size != -1 || s.stat.Expected != want {
+		t.Errorf("Stat: Size %d, Expected %d; want -1 and %d while uploading", s.stat.Size, s.stat.Expected, want)
+	}
+	var recv *filecast.Transfer
+	for _, tr := range s.transfer {
+		if tr.Receive {
+			recv = &tr
+		}
+	}
+	if recv == nil || recv.Size != want {
+		t.Errorf("Transfers() = %+v, want the receive of %d bytes (the expected size)", s.transfer, want)
+	}
+}
