@@ -64,9 +64,15 @@ Outputs (choose one):
                synced to disk before the file is acknowledged. A restarted
                receiver resumes a partial file where it stopped.
   --exec CMD   run CMD with sh -c once per file, the bytes on its stdin as
-               they arrive; FILECAST_NAME, FILECAST_SIZE, FILECAST_ID,
-               FILECAST_CHANNEL and FILECAST_GROUP are set. Exit status 0
-               acknowledges the file.
+               they arrive; FILECAST_NAME, FILECAST_SIZE (the size; while
+               the file still uploads, the size its sender expects; -1 if
+               unknown), FILECAST_ID, FILECAST_CHANNEL and FILECAST_GROUP
+               are set. Exit status 0 acknowledges the file. A CMD that is
+               one program and its arguments (no ; | & ( ) < >, backquote
+               or second line) whose program is not in PATH or not executable
+               blocks the receiver, as above; any other failure, exit
+               status 127 or 126 of a longer CMD or of the program itself
+               too, is the handling's failure: retried, then failed.
   --stdout     write each file's bytes to stdout, one file after another.
 
 On joining, the receiver says which channel, group and member it is and that

@@ -25,15 +25,13 @@ type execSink struct {
 func (s *execSink) handle(ctx context.Context, f *filecast.File) error {
 	// A command that is not there is the receiver's fault, not the file's:
 	// say so before a byte of the file is read.
-	if prog := program(s.command); prog != "" {
-		if _, err := exec.LookPath(prog); err != nil {
-			return &localError{msg: fmt.Sprintf("the command %q cannot run: %v", s.command, err), err: err}
-		}
+	if err := s.missing(); err != nil {
+		return err
 	}
 	cmd := shellCommand(ctx, s.command)
 	cmd.Env = append(os.Environ(),
 		"FILECAST_NAME="+f.Name,
-		"FILECAST_SIZE="+strconv.FormatInt(f.Size, 10),
+		"FILECAST_SIZE="+strconv.FormatInt(envSize(f.FileInfo), 10),
 		"FILECAST_ID="+f.ID,
 		"FILECAST_CHANNEL="+s.channel,
 		"FILECAST_GROUP="+s.group,
@@ -57,11 +55,14 @@ func (s *execSink) handle(ctx context.Context, f *filecast.File) error {
 		return &localError{msg: fmt.Sprintf("cannot start the command %q: %v", s.command, startErr), err: startErr}
 	}
 	var exitErr *exec.ExitError
+	if errors.As(waitErr, &exitErr) && (exitErr.ExitCode() == 126 || exitErr.ExitCode() == 127) {
+		// sh could not find or run the program, gone since the check
+		// above? Then it is not the file's fault.
+		if err := s.missing(); err != nil {
+			return err
+		}
+	}
 	switch {
-	case errors.As(waitErr, &exitErr) && (exitErr.ExitCode() == 126 || exitErr.ExitCode() == 127):
-		// The shell could not find or run it: not the file's fault.
-		return &localError{msg: fmt.Sprintf("the command %q was not found or cannot run (exit status %d)", s.command, exitErr.ExitCode()),
-			err: waitErr}
 	case errors.As(waitErr, &exitErr):
 		return fmt.Errorf("command %q exited with status %d", s.command, exitErr.ExitCode())
 	case waitErr != nil:
@@ -75,10 +76,30 @@ func (s *execSink) handle(ctx context.Context, f *filecast.File) error {
 	return nil
 }
 
-// program returns the program a shell command runs first, if the command
-// plainly starts with one (not a builtin, a keyword, an assignment or an
-// expansion), else "".
+// missing returns a local error if the command is one simple command
+// (program) whose program cannot be found in PATH or is not executable.
+// Of any other command sh alone knows what runs: an exit status of 127 or
+// 126 from it (a word not found, or a script's own exit status) is a
+// handler failure like any other.
+func (s *execSink) missing() error {
+	prog := program(s.command)
+	if prog == "" {
+		return nil
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		return &localError{msg: fmt.Sprintf("the command %q cannot run: %v", s.command, err), err: err}
+	}
+	return nil
+}
+
+// program returns the program a shell command runs if the command is one
+// simple command — a program and its arguments: no operator (; | & && ||),
+// subshell, substitution, redirection or second line, and not starting with
+// a builtin, a keyword, an assignment or an expansion — else "".
 func program(command string) string {
+	if strings.ContainsAny(command, ";|&()`<>\n") {
+		return ""
+	}
 	fields := strings.Fields(command)
 	if len(fields) == 0 {
 		return ""
@@ -88,6 +109,15 @@ func program(command string) string {
 		return ""
 	}
 	return word
+}
+
+// envSize is FILECAST_SIZE: the file's size if known, else the size its
+// sender expects, else -1.
+func envSize(f filecast.FileInfo) int64 {
+	if f.Size < 0 && f.Expected > 0 {
+		return f.Expected
+	}
+	return f.Size
 }
 
 // shellWords are the words a command may start with that are not programs.
