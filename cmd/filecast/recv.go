@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +77,10 @@ Outputs (choose one):
   --stdout     write each file's bytes to stdout, one file after another.
 
 On joining, the receiver says which channel, group and member it is and that
-it waits for files (with -v, also what Redis it is connected to).
+it waits for files (with -v, also what Redis it is connected to). Joining a
+group that did not exist creates it, and the receiver says so, naming the
+channel's existing groups: a mistyped group name would otherwise hold every
+file sent from now on in the channel's budget.
 
 --until-eof processes one batch and exits: it ends once the group has
 handled the first end-of-batch mark (send --eof) that it had not yet handled
@@ -366,7 +370,11 @@ func sayJoined(ctx context.Context, g *globals, c *filecast.Client, o *recvOptio
 		}
 	}
 	if o.json {
-		m := map[string]any{"event": "joined", "channel": j.Channel, "group": j.Group, "member": j.Member, "until_eof": o.untilEOF}
+		m := map[string]any{"event": "joined", "channel": j.Channel, "group": j.Group, "member": j.Member, "until_eof": o.untilEOF,
+			"new": j.New}
+		if j.New {
+			m["existing_groups"] = append([]string{}, j.Others...) // [] rather than null
+		}
 		if topo != nil {
 			m["redis"] = topo
 		}
@@ -377,7 +385,17 @@ func sayJoined(ctx context.Context, g *globals, c *filecast.Client, o *recvOptio
 	if o.untilEOF {
 		until = " up to the next end-of-batch mark"
 	}
-	fmt.Fprintf(stderr, "joined group %s on channel %s as member %s; waiting for files%s\n", j.Group, j.Channel, j.Member, until)
+	if !j.New {
+		fmt.Fprintf(stderr, "joined group %s on channel %s as member %s; waiting for files%s\n", j.Group, j.Channel, j.Member, until)
+	} else {
+		// A new group beside others may be a mistyped name.
+		existing := "no other groups"
+		if len(j.Others) > 0 {
+			existing = "existing groups: " + strings.Join(j.Others, ", ")
+		}
+		fmt.Fprintf(stderr, "created group %s on channel %s as member %s — it gets the files sent from now on; %s; waiting for files%s\n",
+			j.Group, j.Channel, j.Member, existing, until)
+	}
 	if topo != nil {
 		fmt.Fprintf(stderr, "redis: %s\n", topo)
 	}

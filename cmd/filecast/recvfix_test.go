@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/filecast/filecast/internal/redistest"
 )
@@ -51,5 +55,42 @@ func TestCLIExecSizeOfFileStillUploading(t *testing.T) {
 	expectOK(t, r)
 	if got := strings.TrimSpace(r.stdout); got != "size=2097152" {
 		t.Errorf("the command said %q, want size=2097152 (the expected size)\n%s", got, r)
+	}
+}
+
+// Joining a group that did not exist says it created it and names the
+// channel's other groups (a typo would hold every new file); joining an
+// existing group just says joined. --json says it as "new".
+func TestCLIRecvSaysNewGroup(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, redistest.Config{})
+	joinGroups(t, c.url, "configs", "web-vm")
+	p := c.start("recv", "configs", "--group", "web-mv", "--member", "m1", "--stdout")
+	want := "created group web-mv on channel configs as member m1 — it gets the files sent from now on; existing groups: web-vm; waiting for files"
+	waitFor(t, 20*time.Second, "the receiver to say it created the group", func() bool {
+		if p.exited() {
+			t.Fatalf("the receiver exited:\n%s", p.wait())
+		}
+		return strings.Contains(p.stderr(), want)
+	})
+	p.signal(syscall.SIGINT)
+	p.wait()
+
+	p = c.start("recv", "configs", "--group", "web-mv", "--member", "m1", "--stdout")
+	waitFor(t, 20*time.Second, "the receiver to say it joined", func() bool {
+		return strings.Contains(p.stderr(), "joined group web-mv on channel configs as member m1; waiting for files")
+	})
+	p.signal(syscall.SIGINT)
+	if r := p.wait(); strings.Contains(r.stderr, "created") {
+		t.Errorf("joining an existing group says created:\n%s", r)
+	}
+
+	p = c.start("recv", "configs", "--group", "db", "--exec", "cat >/dev/null", "--json")
+	waitFor(t, 20*time.Second, "the joined event", func() bool { b, _ := os.ReadFile(p.out); return strings.Contains(string(b), `"joined"`) })
+	p.signal(syscall.SIGINT)
+	objs := jsonLines(t, "recv --json", p.wait().stdout)
+	j := find(objs, "event", "joined")
+	if j == nil || j["new"] != true || fmt.Sprint(j["existing_groups"]) != "[web-mv web-vm]" {
+		t.Errorf("joined event %v, want new true and existing_groups [web-mv web-vm]", j)
 	}
 }
