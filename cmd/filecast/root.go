@@ -162,7 +162,7 @@ func (g *globals) logger() *slog.Logger {
 	if g.json != nil {
 		return slog.New(slog.NewJSONHandler(g.json, &slog.HandlerOptions{Level: level}))
 	}
-	return slog.New(slog.NewTextHandler(&g.logs, &slog.HandlerOptions{Level: level}))
+	return slog.New(newLineHandler(&g.logs, level, g.verbose > 0))
 }
 
 // redirect is a writer whose target can change: the log goes to stderr,
