@@ -1077,7 +1077,7 @@ func TestCLIRecvSignals(t *testing.T) {
 			return v == "1"
 		})
 		p.signal(sig)
-		expectFail(t, p.wait(), 130, "interrupted")
+		expectFail(t, p.wait(), 130, "stopped")
 	}
 	src := filepath.Join(t.TempDir(), "after.txt")
 	writeFile(t, src, []byte("after\n"), 0o644)

@@ -213,9 +213,19 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	g.logs.set(stderr)
 	defer g.logs.set(nil)
 	var mu sync.Mutex
+	// The files handed to the handler and not yet reported: on an
+	// interruption they stay in Redis for the group.
+	inProgress := make(map[string]bool)
+	handle := func(ctx context.Context, f *filecast.File) error {
+		mu.Lock()
+		inProgress[f.ID] = true
+		mu.Unlock()
+		return s.handle(ctx, f)
+	}
 	onResult := func(r filecast.Result) {
 		mu.Lock()
 		defer mu.Unlock()
+		delete(inProgress, r.File.ID)
 		if r.Err == nil {
 			pv.done(r.File.Size, r.File.Size-r.File.ResumedBytes)
 		}
@@ -243,6 +253,9 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	onBlocked := func(b filecast.Blocked) {
 		mu.Lock()
 		defer mu.Unlock()
+		if b.Err == nil && ctx.Err() != nil {
+			return // the receiver stops: the file does not go on
+		}
 		if o.json {
 			m := map[string]any{"event": "unblocked", "channel": channel, "group": o.group, "id": b.File.ID, "name": b.File.Name,
 				"since": b.Since}
@@ -265,7 +278,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	}
 	start := time.Now()
 	onJoined := func(j filecast.Joined) { sayJoined(ctx, g, c, o, j, stderr) }
-	err = c.Receive(ctx, channel, s.handle, filecast.ReceiveOptions{Group: o.group, Member: o.member,
+	err = c.Receive(ctx, channel, handle, filecast.ReceiveOptions{Group: o.group, Member: o.member,
 		Concurrency: o.concurrency, UntilEOF: o.untilEOF, Retries: retries, OnResult: onResult, OnBlocked: onBlocked,
 		OnJoined: onJoined, FailFast: o.failFast})
 	if err == nil && o.untilEOF {
@@ -279,7 +292,22 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	if errors.Is(err, filecast.ErrFailed) {
 		return fmt.Errorf("%w (see above, or filecast status %s)", err, channel)
 	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		return recvStopped(len(inProgress), o.group, member)
+	}
 	return err
+}
+
+// recvStopped is how an interrupted receiver ends (exit 130): with nothing to
+// resume when it was idle, as most stops find it.
+func recvStopped(inProgress int, group, member string) error {
+	if inProgress == 0 {
+		return interruptedError{"stopped"}
+	}
+	return interruptedError{fmt.Sprintf("stopped; %d file(s) in progress stay in Redis for group %s: "+
+		"run the same command (member %s) to resume them", inProgress, group, member)}
 }
 
 // sink is where received files go.

@@ -94,3 +94,29 @@ func TestCLIRecvSaysNewGroup(t *testing.T) {
 		t.Errorf("joined event %v, want new true and existing_groups [web-mv web-vm]", j)
 	}
 }
+
+// Ctrl-C on a blocked receiver says the file stays in Redis, not that it
+// was unblocked; on an idle one, just that it stopped. Exit 130 both.
+func TestCLIRecvInterruptWords(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, redistest.Config{})
+	recv := c.start("recv", "ci", "--group", "g", "--exec", filepath.Join(t.TempDir(), "absent.sh"))
+	waitJoined(t, c.srv, "ci", "g", recv)
+	expectOK(t, c.run("send", "ci", writeTemp(t, "big1.bin", "data\n")))
+	waitFor(t, 20*time.Second, "the receiver to block", func() bool { return strings.Contains(recv.stderr(), "blocked: ") })
+	recv.signal(syscall.SIGINT)
+	r := recv.wait()
+	expectFail(t, r, 130, "stopped; 1 file(s) in progress stay in Redis for group g")
+	if strings.Contains(r.stderr, "unblocked") {
+		t.Errorf("an interrupted blocked receiver says unblocked:\n%s", r)
+	}
+
+	recv = c.start("recv", "ci", "--group", "idle", "--stdout")
+	waitJoined(t, c.srv, "ci", "idle", recv)
+	waitFor(t, 20*time.Second, "the joined line", func() bool { return strings.Contains(recv.stderr(), "waiting for files") })
+	recv.signal(syscall.SIGTERM)
+	r = recv.wait()
+	if line := expectFail(t, r, 130, "stopped"); line != "filecast: stopped" {
+		t.Errorf("an idle receiver stopped says %q, want \"filecast: stopped\"", line)
+	}
+}

@@ -104,8 +104,8 @@ func TestCLIJSONStreamIsAllJSON(t *testing.T) {
 		t.Errorf("no joined event: %v", objs)
 	}
 	expectJSONExit(t, "recv --stdout --json", objs, 130)
-	if last := objs[len(objs)-1]; !strings.Contains(fmt.Sprint(last["error"]), "interrupted") {
-		t.Errorf("last line %v does not say it was interrupted", last)
+	if last := objs[len(objs)-1]; fmt.Sprint(last["error"]) != "stopped" {
+		t.Errorf("last line %v does not say it stopped (idle, nothing in progress)", last)
 	}
 
 	// send --json: a failure is reported as JSON on stdout too.

@@ -60,7 +60,7 @@ func TestServiceRecvStopsMidTransfer(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "the receiver to write the first MiB", func() bool { return partSize() >= 1<<20 })
 
-	sigterm(t, recv, "interrupted")
+	sigterm(t, recv, "stopped; 1 file(s) in progress stay in Redis for group g")
 	if len(partFiles(t, out)) != 1 {
 		t.Fatalf("after SIGTERM the target holds %q, want the one partial file kept for the restart", tree(t, out))
 	}
@@ -79,7 +79,7 @@ func TestServiceRecvStopsMidTransfer(t *testing.T) {
 	if left := partFiles(t, out); len(left) != 0 {
 		t.Errorf("partial files left after the file completed: %q", left)
 	}
-	sigterm(t, recv, "interrupted") // idle, as most stops find it
+	sigterm(t, recv, "stopped") // idle, as most stops find it
 }
 
 // A follower stopped with SIGTERM in the middle of a growing log exits 130
@@ -134,7 +134,7 @@ func TestServiceRecvStopsStubbornExec(t *testing.T) {
 		st, err := os.Stat(got)
 		return err == nil && st.Size() > 0
 	})
-	if took := sigterm(t, recv, "interrupted"); took < 4*time.Second {
+	if took := sigterm(t, recv, "stopped; 1 file(s) in progress"); took < 4*time.Second {
 		t.Errorf("stopped after %v: the command that ignores SIGTERM was not given its 5 s", took)
 	}
 
@@ -149,5 +149,5 @@ func TestServiceRecvStopsStubbornExec(t *testing.T) {
 		return err == nil && st.Size() == int64(len(data)) && strings.Contains(recv.stderr(), "received big.bin")
 	})
 	sameFile(t, got, data)
-	sigterm(t, recv, "interrupted")
+	sigterm(t, recv, "stopped")
 }

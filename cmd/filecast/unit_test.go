@@ -269,8 +269,8 @@ func TestUnitsRun(t *testing.T) {
 	if st := c.status("unit"); len(st.Groups) != 2 {
 		t.Errorf("groups %+v, want web and exec", st.Groups)
 	}
-	sigterm(t, recv, "interrupted")
-	sigterm(t, execRecv, "interrupted")
+	sigterm(t, recv, "stopped")
+	sigterm(t, execRecv, "stopped")
 
 	followUnit := readUnit(t, "filecast-follow@.service")
 	logDir := t.TempDir()
@@ -290,7 +290,7 @@ func TestUnitsRun(t *testing.T) {
 		return strings.Contains(follow.stderr(), "site-error.log")
 	})
 	sigterm(t, follow, "stopped")
-	sigterm(t, logRecv, "interrupted")
+	sigterm(t, logRecv, "stopped")
 
 	delete(env, "FILECAST_CHANNEL")
 	expectFail(t, run(execStart(t, recvUnit, "web-03", env)).wait(), exitUsage)
