@@ -1098,10 +1098,12 @@ func TestCLIJSON(t *testing.T) {
 	r := c.run("send", "js", filepath.Join(src, "a.txt"), filepath.Join(src, "b.txt"), "--eof", "--json")
 	expectOK(t, r)
 	type sent struct {
-		Channel, ID, Name, Digest string
-		Size                      int64
-		Resumed                   bool
+		Channel, ID, Name, Digest, Time string
+		Size                            int64
+		Resumed                         bool
 	}
+	// Every object the CLI writes says when: RFC 3339, UTC, milliseconds.
+	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 	var got []sent
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		var s sent
@@ -1111,12 +1113,13 @@ func TestCLIJSON(t *testing.T) {
 		got = append(got, s)
 	}
 	if len(got) != 2 || got[0].Name != "a.txt" || got[0].Size != 4 || got[1].Name != "b.txt" || got[1].Size != 5 ||
-		got[0].Channel != "js" || len(got[0].Digest) != 32 || got[0].ID == "" || got[0].Resumed {
+		got[0].Channel != "js" || len(got[0].Digest) != 32 || got[0].ID == "" || got[0].Resumed || !stamp.MatchString(got[1].Time) {
 		t.Errorf("send --json printed %+v", got)
 	}
 
 	type outcome struct {
-		Event                    string // events are not file outcomes
+		Event                    string // "file" for a file outcome
+		Time                     string
 		Channel, Group, ID, Name string
 		Size                     int64
 		OK                       bool
@@ -1129,7 +1132,10 @@ func TestCLIJSON(t *testing.T) {
 			if err := json.Unmarshal([]byte(l), &o); err != nil {
 				t.Fatalf("recv --json line %q: %v", l, err)
 			}
-			if o.Event == "" {
+			if !stamp.MatchString(o.Time) {
+				t.Errorf("recv --json line %q: no \"time\" in RFC 3339 with milliseconds, UTC", l)
+			}
+			if o.Event == "file" {
 				res = append(res, o)
 			}
 		}

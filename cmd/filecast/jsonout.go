@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -25,13 +26,22 @@ func (s *jsonStream) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// emit writes v as one line.
-func (s *jsonStream) emit(v any) {
-	b, err := json.Marshal(v)
+// emit writes m, timed, as one line.
+func (s *jsonStream) emit(m map[string]any) {
+	b, err := json.Marshal(timed(m))
 	if err != nil {
-		b, _ = json.Marshal(map[string]string{"event": "error", "error": "encode JSON: " + err.Error()})
+		b, _ = json.Marshal(timed(map[string]any{"event": "error", "error": "encode JSON: " + err.Error()}))
 	}
 	s.Write(append(b, '\n'))
+}
+
+// timed sets m's "time" to now (RFC 3339, UTC, in milliseconds), as every
+// JSON object the CLI writes has, and returns m.
+func timed(m map[string]any) map[string]any {
+	if _, ok := m["time"]; !ok {
+		m["time"] = time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	}
+	return m
 }
 
 // notices returns a writer that turns each line written to it (a message
@@ -42,7 +52,7 @@ type noticeWriter struct{ s *jsonStream }
 
 func (n noticeWriter) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimRight(p, "\n"), []byte("\n")) {
-		n.s.emit(map[string]string{"event": "notice", "message": string(line)})
+		n.s.emit(map[string]any{"event": "notice", "message": string(line)})
 	}
 	return len(p), nil
 }

@@ -66,7 +66,7 @@ func runFollow(ctx context.Context, g *globals, o *sendOptions, channel string, 
 				pv.done(e.File.Size, e.File.Size)
 			}
 			if o.json {
-				enc.Encode(followJSON(channel, e))
+				enc.Encode(timed(followJSON(channel, e)))
 				return
 			}
 			printFollow(stderr, e, g.verbose > 0)
@@ -158,7 +158,7 @@ func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir stri
 				pv.done(e.File.Size, e.File.Size)
 			}
 			if o.json {
-				enc.Encode(watchJSON(channel, e))
+				enc.Encode(timed(watchJSON(channel, e)))
 				return
 			}
 			switch e.Op {

@@ -136,3 +136,12 @@ func needsQuote(s string) bool {
 	}
 	return false
 }
+
+// jsonLogTime gives a JSON log record's time the form of the CLI's other
+// JSON objects' (timed): RFC 3339, UTC, in milliseconds.
+func jsonLogTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+		return slog.String(slog.TimeKey, a.Value.Time().UTC().Format("2006-01-02T15:04:05.000Z"))
+	}
+	return a
+}

@@ -92,10 +92,11 @@ member of the same name resumes them first).
 
 --json makes everything the receiver says one JSON object per line, on
 stdout (on stderr with --stdout, whose stdout carries the files' bytes):
-an object per file outcome, events ({"event":"joined"|"blocked"|"unblocked"|
-"notice"|"end_of_batch",…}), log records (slog's JSON: "time","level","msg",
-…) and, if it fails or is interrupted, a last {"event":"error","error":…,
-"exit":N}. An --exec command's own stdout then goes to stderr.`,
+an object per file outcome ({"event":"file",…}), events ({"event":"joined"|
+"blocked"|"unblocked"|"notice"|"end_of_batch",…}), log records (slog's JSON:
+"time","level","msg",…) and, if it fails or is interrupted, a last
+{"event":"error","error":…,"exit":N}. Every object has "time" (RFC 3339,
+UTC, milliseconds). An --exec command's own stdout then goes to stderr.`,
 		Example: `  # keep a directory in sync with what is sent to "configs"
   filecast recv configs --group web-01 --dir /etc/app/incoming
 
@@ -230,7 +231,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 			pv.done(r.File.Size, r.File.Size-r.File.ResumedBytes)
 		}
 		if o.json {
-			m := map[string]any{"channel": channel, "group": o.group, "id": r.File.ID, "name": r.File.Name,
+			m := map[string]any{"event": "file", "channel": channel, "group": o.group, "id": r.File.ID, "name": r.File.Name,
 				"size": r.File.Size, "digest": r.File.Digest, "attempts": r.Attempts, "ok": r.Err == nil, "lost": r.Lost}
 			if r.Err != nil {
 				m["error"] = r.Err.Error()

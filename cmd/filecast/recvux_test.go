@@ -81,6 +81,15 @@ func TestCLIJSONStreamIsAllJSON(t *testing.T) {
 	if find(objs, "level", "WARN") == nil {
 		t.Errorf("no log record (level WARN) among %v", objs)
 	}
+	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	for _, m := range objs {
+		if s, _ := m["time"].(string); !stamp.MatchString(s) {
+			t.Errorf("%v: no \"time\" in RFC 3339 with milliseconds, UTC", m)
+		}
+	}
+	if o := find(objs, "name", "f.txt"); o == nil || o["event"] != "file" {
+		t.Errorf("the outcome of f.txt is not an \"event\":\"file\" object: %v", o)
+	}
 	if o := find(objs, "name", "f.txt"); o == nil || o["ok"] != false {
 		t.Errorf("no failed outcome for f.txt among %v", objs)
 	}

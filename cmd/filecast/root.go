@@ -160,7 +160,7 @@ func (g *globals) logger() *slog.Logger {
 		level = slog.LevelInfo
 	}
 	if g.json != nil {
-		return slog.New(slog.NewJSONHandler(g.json, &slog.HandlerOptions{Level: level}))
+		return slog.New(slog.NewJSONHandler(g.json, &slog.HandlerOptions{Level: level, ReplaceAttr: jsonLogTime}))
 	}
 	return slog.New(newLineHandler(&g.logs, level, g.verbose > 0))
 }

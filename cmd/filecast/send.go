@@ -288,9 +288,9 @@ func runSend(ctx context.Context, g *globals, o *sendOptions, channel string, pa
 		pv.done(f.Size, f.Moved())
 		switch {
 		case o.json:
-			enc.Encode(map[string]any{"channel": channel, "id": f.ID, "name": f.Name, "size": f.Size,
+			enc.Encode(timed(map[string]any{"channel": channel, "id": f.ID, "name": f.Name, "size": f.Size,
 				"digest": f.Digest, "resumed": f.Resumed, "resumed_bytes": f.ResumedBytes, "skipped": f.Skipped,
-				"seconds": f.Elapsed.Seconds()})
+				"seconds": f.Elapsed.Seconds()}))
 		case f.Skipped:
 		case f.Resumed: // the rate counts what this run moved
 			fmt.Fprintf(stderr, "sent %s  %s (resumed): %s moved in %v, %s/s\n", f.Name, human(f.Size), human(f.Moved()),
