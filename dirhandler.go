@@ -171,16 +171,7 @@ func (e *localError) Unwrap() []error { return []error{ErrLocal, e.err} }
 func (d *DirHandler) Handle(ctx context.Context, f *File) (err error) {
 	// Names were checked when the record was read (CheckName): relative,
 	// no "..", no control characters. The Root guards against symlinks.
-	name := f.Name
-	if d.decompress {
-		for _, ext := range []string{".gz", ".zst"} {
-			// Keep a name that is only the suffix (".gz", "dir/.gz").
-			if trimmed, ok := strings.CutSuffix(name, ext); ok && trimmed != "" && !strings.HasSuffix(trimmed, "/") {
-				name = trimmed
-				break
-			}
-		}
-	}
+	name := d.Target(f.Name)
 	if dir := path.Dir(name); dir != "." {
 		if err := d.root.MkdirAll(dir, 0o755); err != nil {
 			return d.local("creating the directory of "+name, f, 0, err)
@@ -261,6 +252,21 @@ func (d *DirHandler) Handle(ctx context.Context, f *File) (err error) {
 		return d.local("syncing the directory of "+name, f, w.n, err)
 	}
 	return nil
+}
+
+// Target returns the name under the directory that Handle writes a file
+// sent as name to: name, or with DirOptions.Decompress name without a .gz
+// or .zst suffix.
+func (d *DirHandler) Target(name string) string {
+	if d.decompress {
+		for _, ext := range []string{".gz", ".zst"} {
+			// Keep a name that is only the suffix (".gz", "dir/.gz").
+			if trimmed, ok := strings.CutSuffix(name, ext); ok && trimmed != "" && !strings.HasSuffix(trimmed, "/") {
+				return trimmed
+			}
+		}
+	}
+	return name
 }
 
 // resumable reports whether a file that failed with err will be tried

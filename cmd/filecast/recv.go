@@ -174,7 +174,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	}
 	defer metrics.Close()
 	var s sink
-	var dir *filecast.DirHandler
+	var dir *dirSink
 	switch {
 	case o.dir != "":
 		d, err := newDirHandler(o.dir, member, o.decompress, notices)
@@ -182,7 +182,8 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 			return err
 		}
 		defer d.Close()
-		s, dir = dirSink{d}, d
+		dir = newDirSink(d, o.dir, o.decompress)
+		s = dir
 	case o.exec != "":
 		cmdOut := stdout
 		if o.json {
@@ -201,7 +202,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 	defer metrics.Close() // before the client its scrapes read
 	metrics.Serve(c)
 	if dir != nil {
-		removeLeftovers(ctx, c, dir, channel, o.group, notices)
+		removeLeftovers(ctx, c, dir.DirHandler, channel, o.group, notices)
 	}
 
 	// Bars on stderr, unless stderr carries the JSON, or stdout is the same
@@ -230,9 +231,18 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		if r.Err == nil {
 			pv.done(r.File.Size, r.File.Size-r.File.ResumedBytes)
 		}
+		var dec decoded
+		decodedOK := false
+		if dir != nil {
+			dec, decodedOK = dir.decodedAs(r.File.ID)
+		}
 		if o.json {
 			m := map[string]any{"event": "file", "channel": channel, "group": o.group, "id": r.File.ID, "name": r.File.Name,
-				"size": r.File.Size, "digest": r.File.Digest, "attempts": r.Attempts, "ok": r.Err == nil, "lost": r.Lost}
+				"size": r.File.Size, "digest": r.File.Digest, "attempts": r.Attempts, "ok": r.Err == nil, "lost": r.Lost,
+				"resumed": r.File.Resumed, "resumed_bytes": r.File.ResumedBytes}
+			if decodedOK {
+				m["decoded_name"], m["decoded_size"] = dec.name, dec.size
+			}
 			if r.Err != nil {
 				m["error"] = r.Err.Error()
 			}
@@ -248,7 +258,7 @@ func runRecv(ctx context.Context, g *globals, o *recvOptions, channel string, st
 		case r.Err != nil:
 			fmt.Fprintf(stderr, "FAILED %s after %d attempt(s): %v\n", r.File.Name, r.Attempts, r.Err)
 		default:
-			fmt.Fprintf(stderr, "received %s  %s\n", r.File.Name, human(r.File.Size))
+			fmt.Fprintln(stderr, receivedLine(r.File, dec, decodedOK))
 		}
 	}
 	onBlocked := func(b filecast.Blocked) {
@@ -309,6 +319,24 @@ func recvStopped(inProgress int, group, member string) error {
 	}
 	return interruptedError{fmt.Sprintf("stopped; %d file(s) in progress stay in Redis for group %s: "+
 		"run the same command (member %s) to resume them", inProgress, group, member)}
+}
+
+// receivedLine says that f was received: "received nums.txt.gz → nums.txt
+// 1.8 KiB (3.8 KiB decoded)", "received big.bin  12.0 MiB (resumed: 4.0 MiB
+// moved)".
+func receivedLine(f filecast.FileInfo, dec decoded, decodedOK bool) string {
+	line := "received " + f.Name
+	if decodedOK && dec.name != f.Name {
+		line += " → " + dec.name
+	}
+	line += "  " + human(f.Size)
+	if decodedOK && (dec.name != f.Name || dec.size != f.Size) {
+		line += " (" + human(dec.size) + " decoded)"
+	}
+	if f.Resumed {
+		line += " (resumed: " + human(f.Size-f.ResumedBytes) + " moved)"
+	}
+	return line
 }
 
 // sink is where received files go.

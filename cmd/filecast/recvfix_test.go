@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -118,5 +120,39 @@ func TestCLIRecvInterruptWords(t *testing.T) {
 	r = recv.wait()
 	if line := expectFail(t, r, 130, "stopped"); line != "filecast: stopped" {
 		t.Errorf("an idle receiver stopped says %q, want \"filecast: stopped\"", line)
+	}
+}
+
+// recv --dir --decompress says what the file was written as, and its size
+// decoded.
+func TestCLIRecvDecompressSaysWrittenAs(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, redistest.Config{})
+	var plain bytes.Buffer
+	for i := range 1000 {
+		fmt.Fprintf(&plain, "%d\n", i)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plain.Bytes())
+	zw.Close()
+	src := filepath.Join(t.TempDir(), "nums.txt.gz")
+	writeFile(t, src, gz.Bytes(), 0o644)
+	out := t.TempDir()
+	joinGroups(t, c.url, "dz", "g", "j")
+	expectOK(t, c.run("send", "dz", src, "--eof"))
+	r := c.run("recv", "dz", "--group", "g", "--dir", out, "--decompress", "--until-eof")
+	expectOK(t, r)
+	sameFile(t, filepath.Join(out, "nums.txt"), plain.Bytes())
+	want := fmt.Sprintf("received nums.txt.gz → nums.txt  %s (%s decoded)\n", human(int64(gz.Len())), human(int64(plain.Len())))
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("want %q in:\n%s", want, r)
+	}
+
+	r = c.run("recv", "dz", "--group", "j", "--dir", t.TempDir(), "--decompress", "--until-eof", "--json")
+	expectOK(t, r)
+	o := find(jsonLines(t, "recv --json", r.stdout), "event", "file")
+	if o == nil || o["decoded_name"] != "nums.txt" || o["decoded_size"] != float64(plain.Len()) || o["resumed"] != false {
+		t.Errorf("file outcome %v, want decoded_name nums.txt, decoded_size %d, resumed false", o, plain.Len())
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,6 +79,11 @@ func TestServiceRecvStopsMidTransfer(t *testing.T) {
 	sameFile(t, filepath.Join(out, "big.bin"), data)
 	if left := partFiles(t, out); len(left) != 0 {
 		t.Errorf("partial files left after the file completed: %q", left)
+	}
+	// It says what it did not move again.
+	waitFor(t, 10*time.Second, "the received line", func() bool { return strings.Contains(recv.stderr(), "received big.bin") })
+	if !regexp.MustCompile(`received big\.bin  6\.0 MiB \(resumed: [0-9.]+ [KM]iB moved\)`).MatchString(recv.stderr()) {
+		t.Errorf("the restarted receiver does not say it resumed big.bin:\n%s", recv.stderr())
 	}
 	sigterm(t, recv, "stopped") // idle, as most stops find it
 }

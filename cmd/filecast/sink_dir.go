@@ -4,15 +4,59 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"sync"
 
 	"github.com/filecast/filecast"
 )
 
 // dirSink is recv --dir: filecast.DirHandler, which writes each file under
-// the directory durably and resumably.
-type dirSink struct{ *filecast.DirHandler }
+// the directory durably and resumably. Decoding (--decompress), it keeps
+// what each file became, for its outcome to tell.
+type dirSink struct {
+	*filecast.DirHandler
+	dir        string
+	decompress bool
 
-func (d dirSink) handle(ctx context.Context, f *filecast.File) error { return d.Handle(ctx, f) }
+	mu      sync.Mutex
+	decoded map[string]decoded // by file id, until decodedAs takes it
+}
+
+// decoded is what a decompressed file was written as.
+type decoded struct {
+	name string
+	size int64
+}
+
+func newDirSink(d *filecast.DirHandler, dir string, decompress bool) *dirSink {
+	return &dirSink{DirHandler: d, dir: dir, decompress: decompress, decoded: make(map[string]decoded)}
+}
+
+func (d *dirSink) handle(ctx context.Context, f *filecast.File) error {
+	if err := d.Handle(ctx, f); err != nil {
+		return err
+	}
+	if d.decompress {
+		name := d.Target(f.Name)
+		if st, err := os.Stat(filepath.Join(d.dir, filepath.FromSlash(name))); err == nil {
+			d.mu.Lock()
+			d.decoded[f.ID] = decoded{name: name, size: st.Size()}
+			d.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// decodedAs returns, and forgets, what file id was written as when it was
+// decompressed.
+func (d *dirSink) decodedAs(id string) (decoded, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dec, ok := d.decoded[id]
+	delete(d.decoded, id)
+	return dec, ok
+}
 
 // newDirHandler opens the --dir target, saying so if it had to create it.
 func newDirHandler(dir, member string, decompress bool, stderr io.Writer) (*filecast.DirHandler, error) {
