@@ -181,17 +181,27 @@ func CheckName(name string) error {
 // sent to the channel, even while none of its members runs. Receive joins
 // by itself; Join lets a set-up script create groups before any sender runs.
 func (c *Client) Join(ctx context.Context, channel, group string) error {
+	_, err := c.JoinGroup(ctx, channel, group)
+	return err
+}
+
+// JoinGroup is Join that says whether it created the group (Joined.New)
+// and, if so, which groups the channel had already (Joined.Others): a new
+// group beside them may be a mistyped name. Joined.Member is empty.
+func (c *Client) JoinGroup(ctx context.Context, channel, group string) (Joined, error) {
+	j := Joined{Channel: channel, Group: group}
 	ch, err := c.channel(channel)
 	if err != nil {
-		return err
+		return j, err
 	}
 	if err := wire.CheckChannel("group", group); err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
+		return j, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if err := ch.Register(ctx); err != nil {
-		return err
+		return j, err
 	}
-	return ch.Join(ctx, group)
+	j.New, j.Others, err = ch.JoinNew(ctx, group)
+	return j, err
 }
 
 // SetBudget sets the most bytes of file data channel may hold in Redis.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -62,14 +63,24 @@ func runJoin(ctx context.Context, g *globals, o *joinOptions, channel string, st
 	defer c.Close()
 	enc := json.NewEncoder(stdout)
 	for _, group := range o.groups {
-		if err := c.Join(ctx, channel, group); err != nil {
+		j, err := c.JoinGroup(ctx, channel, group)
+		if err != nil {
 			return err
 		}
 		if o.json {
-			enc.Encode(map[string]any{"event": "joined", "channel": channel, "group": group})
+			enc.Encode(timed(map[string]any{"event": "joined", "channel": channel, "group": group,
+				"new": j.New, "existing_groups": j.Others}))
 			continue
 		}
-		fmt.Fprintf(stderr, "group %s is on channel %s: it gets every file sent from now on\n", group, channel)
+		if !j.New {
+			fmt.Fprintf(stderr, "group %s is on channel %s already: nothing changed\n", group, channel)
+			continue
+		}
+		msg := fmt.Sprintf("created group %s on channel %s: it gets every file sent from now on", group, channel)
+		if len(j.Others) > 0 {
+			msg += "; existing groups: " + strings.Join(j.Others, ", ")
+		}
+		fmt.Fprintln(stderr, msg)
 	}
 	return nil
 }

@@ -21,7 +21,8 @@ func TestCLIJoinBeforeSend(t *testing.T) {
 
 	r := c.run("join", "datasets", "--group", "train", "--group", "eval")
 	expectOK(t, r)
-	if !strings.Contains(r.stderr, "group train is on channel datasets") || !strings.Contains(r.stderr, "group eval") {
+	if !strings.Contains(r.stderr, "created group train on channel datasets") ||
+		!strings.Contains(r.stderr, "created group eval on channel datasets: it gets every file sent from now on; existing groups: train") {
 		t.Errorf("join does not say what it did:\n%s", r.stderr)
 	}
 	expectOK(t, c.run("send", "datasets", src, "--eof"))
@@ -36,8 +37,13 @@ func TestCLIJoinBeforeSend(t *testing.T) {
 	r = c.run("join", "datasets", "--group", "train", "--json")
 	expectOK(t, r)
 	var ev map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &ev); err != nil || ev["event"] != "joined" || ev["group"] != "train" {
-		t.Errorf("join --json printed %q (%v), want a joined event for train", r.stdout, err)
+	if err := json.Unmarshal([]byte(r.stdout), &ev); err != nil || ev["event"] != "joined" || ev["group"] != "train" || ev["new"] != false {
+		t.Errorf("join --json printed %q (%v), want a joined event for train, not new", r.stdout, err)
+	}
+	r = c.run("join", "datasets", "--group", "train")
+	expectOK(t, r)
+	if !strings.Contains(r.stderr, "group train is on channel datasets already") {
+		t.Errorf("join of a group there does not say nothing changed:\n%s", r.stderr)
 	}
 	expectFail(t, c.run("join", "datasets"), exitUsage, "--group")
 	expectFail(t, c.run("join", "datasets", "--group", "bad:name"), exitUsage, "contains")
