@@ -213,8 +213,9 @@ type ReceiveOptions struct {
 	// receiver's own side (ErrLocal): the member keeps the file (neither
 	// acknowledged nor given up, its claim renewed), takes no new files
 	// and tries it again, 1 s to 30 s apart, until the fault clears. It is
-	// called again if the error changes, and with Err nil once the file
-	// went through. From the goroutine handling the file; it must be safe
+	// called again if the error changes, and with Err nil once the
+	// blockage ends: the file went through, failed for another reason, or
+	// the receive stopped. From the goroutine handling the file; it must be safe
 	// for concurrent use when Concurrency > 1.
 	OnBlocked func(Blocked)
 	// OnJoined, if set, is called once, when the member has joined the
