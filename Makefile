@@ -43,7 +43,7 @@ test:
 CHAOS_TRIALS ?= 100
 CHAOS_SEED ?= 1
 CLUSTER_CHAOS_TRIALS ?= $(shell expr $(CHAOS_TRIALS) / 4 + 1)
-CLUSTER_CHAOS = TestChaos(ReceiverKilled|SenderKilled|SenderKilledDirectory|SenderKilledDirectoryFinishes|FrozenMember|Follow|Watch|DiskFull)$$
+CLUSTER_CHAOS = TestChaos(ReceiverKilled|ReceiverStopped|SenderKilled|SenderKilledDirectory|SenderKilledDirectoryFinishes|FrozenMember|Follow|Watch|DiskFull)$$
 chaos:
 	@bash scripts/ensure-redis.sh
 	FILECAST_CHAOS_TRIALS=$(CHAOS_TRIALS) FILECAST_CHAOS_SEED=$(CHAOS_SEED) $(GO) test -count=1 -timeout 60m -run Chaos -v ./cmd/filecast

@@ -643,3 +643,58 @@ func TestChaosNetem(t *testing.T) {
 	expectOK(t, c.start("send", "nm", src, "--eof", "--max-bytes", "1MiB").waitUpTo(5*time.Minute))
 	receiverDelivered(t, c, "nm", out, files, recv, 0)
 }
+
+// A receiver run as a service, stopped with SIGTERM at random moments (as
+// systemctl stop and restart do) while its --exec command handles a file,
+// then started again, until the batch is done: every stop exits 130
+// within stopBound, leaves no command running, and every file arrives
+// whole, none completed twice.
+func TestChaosReceiverStopped(t *testing.T) {
+	t.Parallel()
+	chaosRun(t, 3, func(t *testing.T, rng *rand.Rand) {
+		c := newCLI(t, redistest.Config{})
+		src, files := chaosFiles(t, rng, 12)
+		joinGroups(t, c.url, "cq", "g")
+		expectOK(t, c.run("send", "cq", src, "--eof"))
+		out := t.TempDir()
+		// The marker names this trial's commands, to find any left running.
+		marker := fmt.Sprintf("chaos-stop-%d", rng.Uint64())
+		command := fmt.Sprintf(`: %s; sleep 0.0$(( $(od -An -N1 -tu1 /dev/urandom) %% 5 )); `+
+			`cat > "%s/.tmp-$FILECAST_ID" && mv "%s/.tmp-$FILECAST_ID" "%s/$FILECAST_NAME"`, marker, out, out, out)
+		done := map[string]int{}
+		stops := 0
+		args := []string{"recv", "cq", "--group", "g", "--member", "m", "--exec", command, "--until-eof", "--json", "--lease", "2s"}
+		for attempt := 0; ; attempt++ {
+			p := c.start(args...)
+			if attempt < 5 {
+				time.Sleep(time.Duration(50+rng.IntN(200)) * time.Millisecond)
+				if !p.exited() {
+					start := time.Now()
+					p.signal(syscall.SIGTERM)
+					r := p.waitUpTo(stopBound)
+					completions(r.stdout, done)
+					if r.code != 130 && r.code != 0 {
+						t.Fatalf("stopped after %v: want exit 130 (or 0 if it had just finished):\n%s", time.Since(start), r)
+					}
+					if out, _ := exec.Command("pgrep", "-f", marker).Output(); len(out) > 0 {
+						t.Fatalf("the receiver stopped but its --exec command still runs (pids %s)", strings.Fields(string(out)))
+					}
+					if r.code == 130 {
+						stops++
+						if v, _ := c.srv.Do("HGET", "fc:{cq}:g:g", "mark"); v == "" {
+							continue
+						}
+					}
+					break
+				}
+			}
+			r := p.wait()
+			completions(r.stdout, done)
+			expectOK(t, r)
+			break
+		}
+		t.Logf("%d stops", stops)
+		// A stop never loses an acknowledgement: nothing completes twice.
+		checkDelivered(t, c, "cq", out, files, done, 0)
+	})
+}

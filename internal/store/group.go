@@ -3,6 +3,8 @@ package store
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -32,7 +34,7 @@ func (ch Channel) Join(ctx context.Context, group string) error {
 // (a retry after a lost reply says so too) and then, sorted, the channel's
 // other groups.
 func (ch Channel) JoinNew(ctx context.Context, group string) (created bool, others []string, err error) {
-	m, err := ch.lua(ctx, "join group", luaJoin, group, now())
+	m, err := ch.lua(ctx, "join group", luaJoin, group, now(), callID())
 	if err != nil {
 		return false, nil, err
 	}
@@ -451,4 +453,12 @@ func (ch Channel) Waiting(ctx context.Context, id string) ([]string, error) {
 		return err
 	})
 	return out, err
+}
+
+// callID names one call of a script that must tell its own retry (after a
+// lost reply) from another call.
+func callID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -8,7 +8,8 @@ import (
 
 // Join tells a group it created from one that was there: a mistyped group
 // name must not pass unnoticed. The script is idempotent, and a retry of
-// the same call (same now_ms, after a lost reply) still says it created it.
+// the same call (same call id, after a lost reply) still says it created
+// it, while another call in the same millisecond does not.
 func TestJoinNewTellsCreatedFromExisting(t *testing.T) {
 	ch, _ := setup(t)
 	ctx := context.Background()
@@ -29,9 +30,9 @@ func TestJoinNewTellsCreatedFromExisting(t *testing.T) {
 	}
 
 	// The same call again, as a retry after a lost reply would send it.
-	at := "1700000000000"
+	at, call := "1700000000000", callID()
 	for i := range 2 {
-		m, err := ch.lua(ctx, "join group", luaJoin, "retried", at)
+		m, err := ch.lua(ctx, "join group", luaJoin, "retried", at, call)
 		if err != nil {
 			t.Fatal(err)
 		}
