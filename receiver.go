@@ -417,8 +417,19 @@ func (r *receiver) work(ctx context.Context, a store.Announce, release func()) e
 	}
 
 	// Hold the lease while we work: renew it, and stop if it is lost.
-	fctx, cancel := context.WithCancelCause(ctx)
+	// fctx ends with ctx, with a cause of its own: when an UntilEOF receive
+	// ends at a mark this file came before, another member delivered it,
+	// and the handler must see ErrLost (a --dir handler then drops its
+	// partial copy instead of keeping it to resume).
+	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(nil)
+	defer context.AfterFunc(ctx, func() {
+		cause := context.Cause(ctx)
+		if lostTo(cause, a.Entry) {
+			cause = ErrLost
+		}
+		cancel(cause)
+	})()
 	var renewer sync.WaitGroup
 	defer renewer.Wait()
 	renewer.Add(1)
@@ -490,7 +501,7 @@ func (r *receiver) file(ctx, fctx context.Context, a store.Announce, rec *wire.F
 		}
 	}
 	switch {
-	case errors.Is(context.Cause(fctx), ErrLost) || errors.Is(err, ErrLost) || lostTo(context.Cause(fctx), a.Entry):
+	case errors.Is(context.Cause(fctx), ErrLost) || errors.Is(err, ErrLost):
 		res.Lost, res.Err = true, ErrLost
 		r.report(res)
 		return nil
