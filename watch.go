@@ -166,16 +166,17 @@ func (c *Client) newWatcher(ctx context.Context, channel, dir string, opt WatchO
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
+	// The errors are wrapped in an Error naming the directory (Watch).
 	if st, err := os.Stat(abs); err != nil {
-		return nil, fmt.Errorf("%w: cannot watch %s: %w", ErrUsage, dir, errors.Unwrap(err))
+		return nil, fmt.Errorf("%w: %w", ErrUsage, errors.Unwrap(err))
 	} else if !st.IsDir() {
-		return nil, fmt.Errorf("%w: cannot watch %s: not a directory", ErrUsage, dir)
+		return nil, fmt.Errorf("%w: not a directory", ErrUsage)
 	}
 	if f, err := os.Open(abs); err != nil {
-		return nil, fmt.Errorf("%w: cannot watch %s: %w", ErrUsage, dir, errors.Unwrap(err))
+		return nil, fmt.Errorf("%w: cannot read it: %w", ErrUsage, errors.Unwrap(err))
 	} else if _, err := f.ReadDir(1); err != nil && !errors.Is(err, io.EOF) {
 		f.Close()
-		return nil, fmt.Errorf("%w: cannot watch %s: %w", ErrUsage, dir, errors.Unwrap(err))
+		return nil, fmt.Errorf("%w: cannot read it: %w", ErrUsage, errors.Unwrap(err))
 	} else {
 		f.Close()
 	}

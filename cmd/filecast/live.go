@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/filecast/filecast"
 )
@@ -134,6 +135,12 @@ func printFollow(w io.Writer, e filecast.FollowEvent, verbose bool) {
 }
 
 func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir string, stdout, stderr io.Writer) error {
+	// A directory that is not there is refused before connecting.
+	if st, err := os.Stat(dir); err != nil {
+		return usagef("cannot watch %s: %v", dir, errors.Unwrap(err))
+	} else if !st.IsDir() {
+		return usagef("cannot watch %s: not a directory (--watch takes a directory; --follow follows files)", dir)
+	}
 	metrics, err := listenMetrics(g, o.metricsAddr, channel)
 	if err != nil {
 		return err

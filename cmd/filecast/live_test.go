@@ -313,7 +313,7 @@ func TestCLIFollowBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectFail(t, c.wrapped(noDAC...).run("send", "bad", "--follow", locked), 2, "cannot follow", "permission denied")
-	expectFail(t, c.wrapped(noDAC...).run("send", "bad", "--watch", locked), 2, "cannot watch", "permission denied")
+	expectFail(t, c.wrapped(noDAC...).run("send", "bad", "--watch", locked), 2, "watch "+locked+": cannot read it: permission denied")
 }
 
 // requireSetpriv returns the command that runs a program without the

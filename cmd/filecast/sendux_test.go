@@ -133,6 +133,9 @@ func TestCLISendWording(t *testing.T) {
 		{[]string{"send", "ch", missing}, "filecast: cannot send " + missing + ": no such file or directory", "send files"},
 		{[]string{"send", "ch", file, "--max-bytes", "1MB"}, "--max-bytes 1MB: the budget must hold at least one chunk (1048512 bytes; see --chunk-size)", "invalid usage"},
 		{[]string{"send", "ch", "--watch", missing}, "cannot watch", "invalid usage"},
+		// Refused before connecting: a Redis that is not there is not the problem.
+		{[]string{"--redis", "redis://127.0.0.1:1/0", "send", "ch", "--watch", missing}, "filecast: cannot watch " + missing + ": no such file or directory", "watch " + missing + ": cannot watch"},
+		{[]string{"send", "ch", "--watch", file}, "cannot watch " + file + ": not a directory", ""},
 		{[]string{"status", "a", "b"}, "status takes at most one CHANNEL, got 2 arguments", "argument(s)"},
 		{[]string{"version", "x"}, "version takes no arguments", "argument(s)"},
 		{[]string{"send", "ch", file, "--metrics-addr", "9465"}, "write :9465", ""},
