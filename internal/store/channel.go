@@ -42,7 +42,7 @@ func (ch Channel) Keys() Keys { return ch.k }
 func (ch Channel) b() rueidis.Builder { return ch.c.rc.B() }
 
 // lua runs a script on the channel's slot with the key base as ARGV[1].
-func (ch Channel) lua(ctx context.Context, what string, s *rueidis.Lua, args ...string) (rueidis.RedisMessage, error) {
+func (ch Channel) lua(ctx context.Context, what string, s *script, args ...string) (rueidis.RedisMessage, error) {
 	var msg rueidis.RedisMessage
 	err := ch.c.retry(ctx, what, func(ctx context.Context) error {
 		res := s.Exec(ctx, ch.c.rc, []string{ch.k.Files(), ch.k.Fence()}, append([]string{ch.k.base}, args...))
@@ -59,7 +59,7 @@ func (ch Channel) lua(ctx context.Context, what string, s *rueidis.Lua, args ...
 // after follows a script s that succeeded: it waits for replicas
 // (Config.Replicas), then finishes, on a cluster, the deletions s may
 // have journaled (best effort: what is left is collected later, gc.go).
-func (ch Channel) after(ctx context.Context, s *rueidis.Lua) error {
+func (ch Channel) after(ctx context.Context, s *script) error {
 	if err := ch.syncAfter(ctx, s); err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func (ch Channel) after(ctx context.Context, s *rueidis.Lua) error {
 	return nil
 }
 
-func (ch Channel) luaString(ctx context.Context, what string, s *rueidis.Lua, args ...string) (string, error) {
+func (ch Channel) luaString(ctx context.Context, what string, s *script, args ...string) (string, error) {
 	m, err := ch.lua(ctx, what, s, args...)
 	if err != nil {
 		return "", err
@@ -78,7 +78,7 @@ func (ch Channel) luaString(ctx context.Context, what string, s *rueidis.Lua, ar
 	return m.ToString()
 }
 
-func (ch Channel) luaSlice(ctx context.Context, what string, s *rueidis.Lua, args ...string) ([]string, error) {
+func (ch Channel) luaSlice(ctx context.Context, what string, s *script, args ...string) ([]string, error) {
 	m, err := ch.lua(ctx, what, s, args...)
 	if err != nil {
 		return nil, err

@@ -18,7 +18,7 @@ import (
 // journal that a crashed client left is finished by the next one.
 
 // journaling holds the scripts that may journal chunks.
-var journaling = map[*rueidis.Lua]bool{
+var journaling = map[*script]bool{
 	luaAck: true, luaAbort: true, luaCommit: true, luaComplete: true, luaDrop: true,
 	luaProgress: true, luaReserve: true, luaResume: true, luaSweep: true,
 }

@@ -109,12 +109,12 @@ func syncKey(key string) string {
 }
 
 // syncing lists the scripts whose writes Config.Replicas waits for.
-var syncing = map[*rueidis.Lua]bool{
+var syncing = map[*script]bool{
 	luaBegin: true, luaPut: true, luaCommit: true, luaComplete: true, luaAck: true, luaAbort: true, luaResume: true,
 }
 
 // syncAfter waits, with Config.Replicas, for the writes of script s.
-func (ch Channel) syncAfter(ctx context.Context, s *rueidis.Lua) error {
+func (ch Channel) syncAfter(ctx context.Context, s *script) error {
 	if ch.c.replicas == 0 || !syncing[s] {
 		return nil
 	}
