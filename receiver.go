@@ -160,6 +160,10 @@ func (r *receiver) run(ctx context.Context) error {
 
 var errFinished = errors.New("batch finished")
 
+// readGrace is how long after its block a read of new entries waits for
+// the server's reply before it is made again.
+const readGrace = 5 * time.Second
+
 // maxEventGap bounds how long a member waiting for an end-of-batch relies
 // on group events alone (pub/sub may miss one around a reconnect).
 const maxEventGap = 2 * time.Second
@@ -296,7 +300,16 @@ func (r *receiver) next(ctx context.Context, n int, pending *bool, lastClaim *ti
 	}
 	// Block for new entries; the ack of an end-of-batch mark by a group
 	// member interrupts the wait, as it may have finished the batch.
-	rctx, cancel := context.WithCancel(ctx)
+	// The block ends at the next lease check, and in UntilEOF mode after at
+	// most maxEventGap, in case a group event came before our subscription.
+	block := r.c.opt.Lease / 2
+	if r.opt.UntilEOF {
+		block = min(block, maxEventGap)
+	}
+	// A reply that never comes (a connection to a primary that a failover
+	// left behind) must not hold the member: the read gives up readGrace
+	// after its block ends, and is made again.
+	rctx, cancel := context.WithTimeout(ctx, block+readGrace)
 	defer cancel()
 	if r.opt.UntilEOF {
 		go func() {
@@ -306,12 +319,6 @@ func (r *receiver) next(ctx context.Context, n int, pending *bool, lastClaim *ti
 			case <-rctx.Done():
 			}
 		}()
-	}
-	// The block ends at the next lease check, and in UntilEOF mode after at
-	// most maxEventGap, in case a group event came before our subscription.
-	block := r.c.opt.Lease / 2
-	if r.opt.UntilEOF {
-		block = min(block, maxEventGap)
 	}
 	batch, err := r.ch.ReadGroup(rctx, group, member, int64(n), block, false)
 	if rctx.Err() != nil && ctx.Err() == nil {
