@@ -205,6 +205,7 @@ func (c *Client) SendFiles(ctx context.Context, channel string, sources []string
 // sendItem is one file SendFiles sends.
 type sendItem struct {
 	path, name string
+	size       int64 // when the sources were checked; -1 for stdin
 }
 
 // uniqueSources returns sources without those that name the same path as
@@ -241,7 +242,7 @@ func expandSources(sources []string, haveStdin bool, stdinName string, notRegula
 			if err := CheckName(stdinName); err != nil {
 				return nil, err
 			}
-			items = append(items, sendItem{path: "-", name: stdinName})
+			items = append(items, sendItem{path: "-", name: stdinName, size: -1})
 			continue
 		}
 		found, left, err := expand(p)
@@ -285,7 +286,7 @@ func expand(path string) (items []sendItem, left []string, err error) {
 			return nil, nil, cannot(path, err)
 		}
 		f.Close()
-		return []sendItem{{path: path, name: filepath.Base(path)}}, nil, nil
+		return []sendItem{{path: path, name: filepath.Base(path), size: st.Size()}}, nil, nil
 	}
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -303,7 +304,7 @@ func expand(path string) (items []sendItem, left []string, err error) {
 			left = append(left, filepath.ToSlash(rel)) // sockets, devices, dangling links: nothing to send
 			return nil
 		}
-		items = append(items, sendItem{path: p, name: filepath.ToSlash(rel)})
+		items = append(items, sendItem{path: p, name: filepath.ToSlash(rel), size: st.Size()})
 		return nil
 	})
 	return items, left, err
@@ -324,16 +325,15 @@ func kindOf(m fs.FileMode) string {
 	return "a special file"
 }
 
-// sizeOfItems returns how many bytes items hold, or -1 if that is not known
+// sizeOfItems returns how many bytes items held when they were checked, or -1 if that is not known
 // (stdin).
 func sizeOfItems(items []sendItem) int64 {
 	var n int64
 	for _, it := range items {
-		st, err := os.Stat(it.path)
-		if it.path == "-" || err != nil {
+		if it.size < 0 {
 			return -1
 		}
-		n += st.Size()
+		n += it.size
 	}
 	return n
 }

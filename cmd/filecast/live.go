@@ -11,27 +11,57 @@ import (
 	"github.com/filecast/filecast"
 )
 
-// liveClient connects for --follow or --watch, applies the channel
-// settings given, and returns the budget asked for.
-func liveClient(ctx context.Context, g *globals, o *sendOptions, channel string) (*filecast.Client, int64, error) {
+// live is what a follower or watcher runs with: its client, the budget
+// asked for, progress (whose Writer is where its messages go) and the
+// metrics server.
+type live struct {
+	c        *filecast.Client
+	maxBytes int64
+	pv       *progress
+	stderr   io.Writer
+	close    func()
+}
+
+// startLive opens the metrics port (before connecting: a port in use is
+// refused before anything is sent), connects, applies the channel
+// settings given, and starts showing progress. close undoes it all, the
+// metrics server before the client its scrapes read.
+func startLive(ctx context.Context, g *globals, o *sendOptions, channel string, stdout, stderr io.Writer) (*live, error) {
 	maxBytes, err := parseMaxBytes(g, o.maxBytes)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if o.batch != "" {
 		if err := filecast.CheckChannel("--batch", o.batch); err != nil {
-			return nil, 0, usageError{err}
+			return nil, usageError{err}
 		}
 	}
-	c, err := g.client(ctx)
+	metrics, err := listenMetrics(g, o.metricsAddr, channel)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	if err := configure(ctx, c, channel, o); err != nil {
+	c, err := g.client(ctx)
+	if err == nil {
+		err = configure(ctx, c, channel, o)
+		if err != nil {
+			c.Close()
+		}
+	}
+	if err != nil {
+		metrics.Close()
+		return nil, err
+	}
+	pv := startProgress(c, o.progress, o.progress.mode(stderr, o.json && isTerminal(stdout)), false, stderr, 0, -1)
+	l := &live{c: c, maxBytes: maxBytes, pv: pv, stderr: pv.Writer()}
+	g.logs.set(l.stderr)
+	metrics.Serve(c)
+	l.close = func() {
+		pv.Stop()
+		g.logs.set(nil)
+		metrics.Close()
 		c.Close()
-		return nil, 0, err
 	}
-	return c, maxBytes, nil
+	return l, nil
 }
 
 // stopped is what an interrupted follower or watcher reports.
@@ -43,23 +73,12 @@ func stopped(ctx context.Context, err error, what string) error {
 }
 
 func runFollow(ctx context.Context, g *globals, o *sendOptions, channel string, paths []string, stdout, stderr io.Writer) error {
-	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	l, err := startLive(ctx, g, o, channel, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	defer metrics.Close()
-	c, maxBytes, err := liveClient(ctx, g, o, channel)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer metrics.Close() // before the client its scrapes read
-	pv := startProgress(c, o.progress, o.progress.mode(stderr, o.json && isTerminal(stdout)), false, stderr, 0, -1)
-	defer pv.Stop()
-	stderr = pv.Writer()
-	g.logs.set(stderr)
-	defer g.logs.set(nil)
-	metrics.Serve(c)
+	defer l.close()
+	c, maxBytes, pv, stderr := l.c, l.maxBytes, l.pv, l.stderr
 	enc := json.NewEncoder(stdout)
 	opt := filecast.FollowOptions{Name: o.batch, FromStart: o.fromStart, Flush: o.flush, Linger: o.linger, Poll: o.poll,
 		Exclude: o.exclude, MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.FollowEvent) {
@@ -141,23 +160,12 @@ func runWatch(ctx context.Context, g *globals, o *sendOptions, channel, dir stri
 	} else if !st.IsDir() {
 		return usagef("cannot watch %s: not a directory (--watch takes a directory; --follow follows files)", dir)
 	}
-	metrics, err := listenMetrics(g, o.metricsAddr, channel)
+	l, err := startLive(ctx, g, o, channel, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	defer metrics.Close()
-	c, maxBytes, err := liveClient(ctx, g, o, channel)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer metrics.Close() // before the client its scrapes read
-	pv := startProgress(c, o.progress, o.progress.mode(stderr, o.json && isTerminal(stdout)), false, stderr, 0, -1)
-	defer pv.Stop()
-	stderr = pv.Writer()
-	g.logs.set(stderr)
-	defer g.logs.set(nil)
-	metrics.Serve(c)
+	defer l.close()
+	c, maxBytes, pv, stderr := l.c, l.maxBytes, l.pv, l.stderr
 	enc := json.NewEncoder(stdout)
 	opt := filecast.WatchOptions{Name: o.batch, Settle: o.settle, Exclude: o.exclude, RemoveSent: o.removeSent, Poll: o.poll,
 		MaxBytes: maxBytes, OnWait: waitReporter(stderr, channel, g.verbose > 0), OnEvent: func(e filecast.WatchEvent) {
